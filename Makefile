@@ -1,0 +1,45 @@
+# edgedepth — `make run` starts the daemon on its built-in default (simulated stereo rig,
+# SGBM depth, embedded MQTT broker); `make test` runs every test. `make help` lists all.
+
+GO       ?= go
+BIN      := bin/edgedepth
+CONFIG   ?= configs/default.yaml
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X main.version=$(VERSION)
+# Debian 12 packages: to build and run, and in addition to test.
+RUN_DEBS  := pkg-config libopencv-dev libavcodec-dev libavutil-dev libswscale-dev
+TEST_DEBS := $(RUN_DEBS) mosquitto mosquitto-clients ffmpeg
+
+.PHONY: help run build test bench fuzz vet deps test-deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: deps build ## build and run the daemon on configs/default.yaml (CONFIG=file to change; Ctrl-C stops it)
+	./$(BIN) run --config $(CONFIG)
+
+build: ## build bin/edgedepth
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgedepth
+
+test: test-deps ## run all unit, end-to-end and import-rule tests
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: test-deps ## run the benchmarks (figures in the README)
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+fuzz: ## fuzz the parsers for 30 s each
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./runtime/config
+	$(GO) test -run '^$$' -fuzz FuzzDecodePNG -fuzztime 30s ./depth
+
+vet: ## go vet
+	$(GO) vet ./...
+
+deps: ## check (and as root, install) the Debian packages needed to build and run
+	@DEBS="$(RUN_DEBS)" sh scripts/debs.sh
+
+test-deps: ## the same for the packages the tests need (mosquitto, ffmpeg)
+	@DEBS="$(TEST_DEBS)" sh scripts/debs.sh
+
+clean: ## remove build outputs
+	rm -rf bin

@@ -1,0 +1,211 @@
+// Package config is edgedepth's configuration: defaults in code, then a strict YAML
+// file (an unknown key is an error that names its path), then EDGEDEPTH_* environment
+// overrides, then Validate, which names the field and the allowed range.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Config is the whole daemon configuration. Every field documents its unit and default;
+// the YAML key is the field's yaml tag, and the environment variable is EDGEDEPTH_ plus
+// the upper-cased path joined by underscores (mqtt.broker_url → EDGEDEPTH_MQTT_BROKER_URL).
+type Config struct {
+	// RobotID names this robot in MQTT topics (edgedepth/<robot_id>/...).
+	// Default: the host name.
+	RobotID string `yaml:"robot_id"`
+	// DataDir holds models, keys and recordings. Default: "data" (relative to the
+	// working directory).
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error. Default: info.
+	LogLevel string `yaml:"log_level"`
+	// ShutdownTimeout bounds a graceful stop after SIGINT/SIGTERM. Default: 5s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Source Source `yaml:"source"`
+	Depth  Depth  `yaml:"depth"`
+	MQTT   MQTT   `yaml:"mqtt"`
+	HTTP   HTTP   `yaml:"http"`
+}
+
+// Source selects where stereo pairs come from.
+type Source struct {
+	// Kind is "sim" (the built-in simulated stereo rig) or "rtsp" (two cameras).
+	// Default: sim.
+	Kind string `yaml:"kind"`
+	// RingSize is how many pairs may wait for the depth estimator before the oldest is
+	// dropped (and counted). Default: 3, range 1–64.
+	RingSize int  `yaml:"ring_size"`
+	Sim      Sim  `yaml:"sim"`
+	RTSP     RTSP `yaml:"rtsp"`
+}
+
+// Sim configures the simulated stereo rig (camera/sim).
+type Sim struct {
+	// Scene is "street" or "room". Default: street.
+	Scene string `yaml:"scene"`
+	// Seed makes the world; different seeds give different (held-out) scenes. Default: 1.
+	Seed int64 `yaml:"seed"`
+	// Width and Height of each eye in pixels. Default: 640x480.
+	Width  int `yaml:"width"`
+	Height int `yaml:"height"`
+	// FPS is the frame rate in frames per second. Default: 10.
+	FPS float64 `yaml:"fps"`
+	// HFOVDeg is the horizontal field of view in degrees; 0 keeps the simulator's
+	// default.
+	HFOVDeg float64 `yaml:"hfov_deg"`
+	// BaselineM is the stereo baseline in metres; 0 keeps the simulator's default.
+	BaselineM float64 `yaml:"baseline_m"`
+}
+
+// RTSP configures a pair of RTSP cameras (or one side-by-side stream).
+type RTSP struct {
+	Left  Camera `yaml:"left"`
+	Right Camera `yaml:"right"`
+	// Calibration is the stereo calibration file (OpenCV YAML: K1, D1, K2, D2, R, T).
+	Calibration string `yaml:"calibration"`
+}
+
+// Camera is one RTSP camera.
+type Camera struct {
+	// URL is rtsp:// or rtsps://, credentials allowed (rtsp://user:pass@host/path).
+	URL string `yaml:"url"`
+	// Transport is auto (UDP, falling back to TCP), udp or tcp. Default: auto.
+	Transport string `yaml:"transport"`
+	// Decoder is the libavcodec decoder name ("" = the codec's default; h264_nvv4l2dec
+	// on a Jetson, h264_cuvid with NVDEC).
+	Decoder string `yaml:"decoder"`
+}
+
+// Depth configures the depth estimator and what is published of it.
+type Depth struct {
+	// Estimator is "sgbm" (classical semi-global matching). Default: sgbm.
+	Estimator string `yaml:"estimator"`
+	// MinDepthM and MaxDepthM bound published depth in metres; pixels outside are
+	// published as 0 (invalid). Default: 0.3 and 60.
+	MinDepthM float64 `yaml:"min_depth_m"`
+	MaxDepthM float64 `yaml:"max_depth_m"`
+	// PreviewRateHz is how often a colour-mapped JPEG goes to depth/preview; 0 turns it
+	// off. Default: 2, range 0–30.
+	PreviewRateHz float64 `yaml:"preview_rate_hz"`
+	// PreviewQuality is the preview's JPEG quality, 1–100. Default: 75.
+	PreviewQuality int  `yaml:"preview_quality"`
+	SGBM           SGBM `yaml:"sgbm"`
+}
+
+// SGBM tunes OpenCV's semi-global block matcher.
+type SGBM struct {
+	// NumDisparities is the disparity search range in pixels, a multiple of 16, 16–512.
+	// Default: 128.
+	NumDisparities int `yaml:"num_disparities"`
+	// BlockSize is the matching window in pixels, odd, 1–31. Default: 5.
+	BlockSize int `yaml:"block_size"`
+}
+
+// MQTT configures the connection to the broker and the embedded broker.
+type MQTT struct {
+	// Enabled turns MQTT publishing on. Default: true.
+	Enabled bool `yaml:"enabled"`
+	// BrokerURL is tcp://host:port, ssl://host:port or ws://host:port.
+	// Default: tcp://127.0.0.1:1883.
+	BrokerURL string `yaml:"broker_url"`
+	// ClientID defaults to edgedepth-<robot_id>.
+	ClientID string `yaml:"client_id"`
+	// Username and PasswordFile (a file holding the password; preferred) or Password.
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// CAFile, CertFile, KeyFile configure TLS: a custom CA and a client certificate.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// KeepAlive between client and broker. Default: 30s.
+	KeepAlive time.Duration `yaml:"keep_alive"`
+	// StatusInterval is how often the retained status is refreshed. Default: 1s.
+	StatusInterval time.Duration  `yaml:"status_interval"`
+	Embedded       EmbeddedBroker `yaml:"embedded_broker"`
+}
+
+// EmbeddedBroker is the in-process MQTT broker of the zero-setup default.
+type EmbeddedBroker struct {
+	// Enabled starts the embedded broker. Default: true (the simulated default needs no
+	// other software); false on a robot with a real broker.
+	Enabled bool `yaml:"enabled"`
+	// Addr is where it listens. Default: 127.0.0.1:1883 (this host only).
+	Addr string `yaml:"addr"`
+}
+
+// HTTP configures the local web server (/metrics, /healthz, the live viewer).
+type HTTP struct {
+	// Addr is where it listens; "" turns it off. Default: 127.0.0.1:8080 (this host only).
+	Addr string `yaml:"addr"`
+}
+
+// Default returns the built-in configuration: the simulated rig, SGBM depth, the
+// embedded broker and HTTP on localhost.
+func Default() Config {
+	host, _ := os.Hostname()
+	return Config{
+		RobotID:         host,
+		DataDir:         "data",
+		LogLevel:        "info",
+		ShutdownTimeout: 5 * time.Second,
+		Source: Source{
+			Kind:     "sim",
+			RingSize: 3,
+			Sim:      Sim{Scene: "street", Seed: 1, Width: 640, Height: 480, FPS: 10},
+			RTSP: RTSP{
+				Left:  Camera{Transport: "auto"},
+				Right: Camera{Transport: "auto"},
+			},
+		},
+		Depth: Depth{
+			Estimator:      "sgbm",
+			MinDepthM:      0.3,
+			MaxDepthM:      60,
+			PreviewRateHz:  2,
+			PreviewQuality: 75,
+			SGBM:           SGBM{NumDisparities: 128, BlockSize: 5},
+		},
+		MQTT: MQTT{
+			Enabled:        true,
+			BrokerURL:      "tcp://127.0.0.1:1883",
+			KeepAlive:      30 * time.Second,
+			StatusInterval: time.Second,
+			Embedded:       EmbeddedBroker{Enabled: true, Addr: "127.0.0.1:1883"},
+		},
+		HTTP: HTTP{Addr: "127.0.0.1:8080"},
+	}
+}
+
+// Load reads the YAML file at path over the defaults, applies EDGEDEPTH_* overrides
+// from environ (os.Environ() form) and validates the result.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := decodeStrict(data, &c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// FromEnv is the built-in defaults with EDGEDEPTH_* overrides, validated: the
+// configuration when no file is given.
+func FromEnv(environ []string) (Config, error) {
+	c := Default()
+	if err := applyEnv(&c, environ); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Validate checks every field and returns all problems at once, each naming the key
+// and the allowed values.
+func (c Config) Validate() error {
+	var v validator
+	if c.RobotID == "" {
+		v.addf("robot_id: empty (and the host name is unknown): set robot_id")
+	} else if strings.ContainsAny(c.RobotID, "+#/ \t") {
+		v.addf("robot_id: %q may not contain '+', '#', '/' or spaces (it is an MQTT topic level)", c.RobotID)
+	}
+	if c.DataDir == "" {
+		v.addf("data_dir: empty: give a directory for models and keys")
+	}
+	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	v.rangeF("shutdown_timeout (seconds)", c.ShutdownTimeout.Seconds(), 0.1, 300)
+
+	v.oneOf("source.kind", c.Source.Kind, "sim", "rtsp")
+	v.rangeI("source.ring_size", c.Source.RingSize, 1, 64)
+	if c.Source.Kind == "sim" {
+		s := c.Source.Sim
+		v.oneOf("source.sim.scene", s.Scene, "street", "room")
+		v.rangeI("source.sim.width", s.Width, 64, 4096)
+		v.rangeI("source.sim.height", s.Height, 48, 4096)
+		v.rangeF("source.sim.fps", s.FPS, 0.1, 120)
+		if s.HFOVDeg != 0 {
+			v.rangeF("source.sim.hfov_deg", s.HFOVDeg, 10, 170)
+		}
+		if s.BaselineM != 0 {
+			v.rangeF("source.sim.baseline_m", s.BaselineM, 0.01, 2)
+		}
+	}
+	if c.Source.Kind == "rtsp" {
+		for _, cam := range []struct {
+			key string
+			c   Camera
+		}{{"source.rtsp.left", c.Source.RTSP.Left}, {"source.rtsp.right", c.Source.RTSP.Right}} {
+			u, err := url.Parse(cam.c.URL)
+			if cam.c.URL == "" || err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
+				v.addf("%s.url: %q is not an rtsp:// or rtsps:// URL with a host", cam.key, cam.c.URL)
+			}
+			v.oneOf(cam.key+".transport", cam.c.Transport, "auto", "udp", "tcp")
+		}
+		if c.Source.RTSP.Calibration == "" {
+			v.addf("source.rtsp.calibration: empty: real cameras need a stereo calibration file (OpenCV YAML)")
+		}
+	}
+
+	d := c.Depth
+	v.oneOf("depth.estimator", d.Estimator, "sgbm")
+	v.rangeF("depth.min_depth_m", d.MinDepthM, 0, 1000)
+	v.rangeF("depth.max_depth_m", d.MaxDepthM, 0.1, 1000)
+	if d.MaxDepthM <= d.MinDepthM {
+		v.addf("depth.max_depth_m: %g must be greater than depth.min_depth_m (%g)", d.MaxDepthM, d.MinDepthM)
+	}
+	if d.MaxDepthM > 65.535 {
+		v.addf("depth.max_depth_m: %g exceeds 65.535, the largest depth a 16-bit millimetre PNG holds", d.MaxDepthM)
+	}
+	v.rangeF("depth.preview_rate_hz", d.PreviewRateHz, 0, 30)
+	v.rangeI("depth.preview_quality", d.PreviewQuality, 1, 100)
+	v.rangeI("depth.sgbm.num_disparities", d.SGBM.NumDisparities, 16, 512)
+	if d.SGBM.NumDisparities%16 != 0 {
+		v.addf("depth.sgbm.num_disparities: %d must be a multiple of 16", d.SGBM.NumDisparities)
+	}
+	v.rangeI("depth.sgbm.block_size", d.SGBM.BlockSize, 1, 31)
+	if d.SGBM.BlockSize%2 == 0 {
+		v.addf("depth.sgbm.block_size: %d must be odd", d.SGBM.BlockSize)
+	}
+
+	m := c.MQTT
+	if m.Enabled {
+		u, err := url.Parse(m.BrokerURL)
+		ok := err == nil && u.Host != ""
+		if ok {
+			switch u.Scheme {
+			case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+			default:
+				ok = false
+			}
+		}
+		if !ok {
+			v.addf("mqtt.broker_url: %q is not tcp://, ssl://, mqtts://, ws:// or wss:// with host:port", m.BrokerURL)
+		}
+		if m.Password != "" && m.PasswordFile != "" {
+			v.addf("mqtt.password and mqtt.password_file: give one, not both")
+		}
+		if (m.CertFile == "") != (m.KeyFile == "") {
+			v.addf("mqtt.cert_file and mqtt.key_file: a client certificate needs both")
+		}
+		v.rangeF("mqtt.keep_alive (seconds)", m.KeepAlive.Seconds(), 1, 3600)
+		v.rangeF("mqtt.status_interval (seconds)", m.StatusInterval.Seconds(), 0.1, 3600)
+	}
+	if m.Embedded.Enabled {
+		if _, _, err := net.SplitHostPort(m.Embedded.Addr); err != nil {
+			v.addf("mqtt.embedded_broker.addr: %q is not host:port", m.Embedded.Addr)
+		}
+	}
+	if c.HTTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+			v.addf("http.addr: %q is not host:port (or empty to turn HTTP off)", c.HTTP.Addr)
+		}
+	}
+	return v.err()
+}
+
+type validator struct{ problems []string }
+
+func (v *validator) addf(format string, args ...any) {
+	v.problems = append(v.problems, fmt.Sprintf(format, args...))
+}
+
+func (v *validator) oneOf(key, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.addf("%s: %q is not one of %s", key, val, strings.Join(allowed, ", "))
+}
+
+func (v *validator) rangeI(key string, val, lo, hi int) {
+	if val < lo || val > hi {
+		v.addf("%s: %d is out of range [%d, %d]", key, val, lo, hi)
+	}
+}
+
+func (v *validator) rangeF(key string, val, lo, hi float64) {
+	if math.IsNaN(val) || val < lo || val > hi {
+		v.addf("%s: %g is out of range [%g, %g]", key, val, lo, hi)
+	}
+}
+
+func (v *validator) err() error {
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(v.problems, "; "))
+}

@@ -1,0 +1,285 @@
+// Package runtime wires edgedepth together: it builds every part from the
+// configuration, runs each under supervision (restart with backoff, health warnings),
+// moves stereo pairs from the source through the depth estimator to MQTT, and shuts
+// everything down in reverse order within a bounded time. It is the only package that
+// imports all the others; nothing but cmd imports it.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgedepth/edgedepth/camera"
+	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/depth"
+	"github.com/edgedepth/edgedepth/depth/sgbm"
+	"github.com/edgedepth/edgedepth/health"
+	"github.com/edgedepth/edgedepth/runtime/config"
+	"github.com/edgedepth/edgedepth/telemetry"
+)
+
+// Daemon is one running edgedepth. Build it with New, start it with Run.
+type Daemon struct {
+	cfg     config.Config
+	log     *slog.Logger
+	version string
+	started time.Time
+
+	health  health.Tracker
+	metrics *metrics
+	stats   pipelineStats
+	topics  telemetry.Topics
+
+	publisher *telemetry.Publisher // nil when MQTT is off
+	ring      *camera.Ring         // pairs waiting for the depth estimator
+
+	previewMu sync.Mutex
+	preview   []byte // latest depth preview JPEG, for the HTTP viewer
+}
+
+// New prepares a daemon; it opens nothing (Run does).
+func New(cfg config.Config, log *slog.Logger, version string) *Daemon {
+	return &Daemon{cfg: cfg, log: log, version: version, metrics: newMetrics()}
+}
+
+// Health is the daemon's list of degraded parts.
+func (d *Daemon) Health() *health.Tracker { return &d.health }
+
+// Run starts every part and blocks until ctx is cancelled, then stops them in reverse
+// order of start-up: the pipeline first (so nothing new is published), then the MQTT
+// client (which publishes the retained "offline" status), then the embedded broker and
+// the HTTP server. It returns an error when the pipeline cannot be built at all, or when
+// the shutdown outlasts cfg.ShutdownTimeout.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.started = time.Now()
+	d.ring = camera.NewRing(d.cfg.Source.RingSize)
+	topics, err := telemetry.NewTopics(d.cfg.RobotID)
+	if err != nil {
+		return fmt.Errorf("robot_id: %w", err)
+	}
+	d.topics = topics
+
+	src, err := d.newSource()
+	if err != nil {
+		return err
+	}
+	est, err := d.newEstimator()
+	if err != nil {
+		return err
+	}
+	defer est.Close()
+
+	d.checkDataDir()
+
+	// Three layers, each with its own context and wait group, so that shutdown can
+	// proceed layer by layer: infrastructure (broker, HTTP), then the MQTT client, then
+	// the pipeline.
+	infraCtx, stopInfra := context.WithCancel(context.WithoutCancel(ctx))
+	clientCtx, stopClient := context.WithCancel(context.WithoutCancel(ctx))
+	pipeCtx, stopPipe := context.WithCancel(ctx)
+	defer stopInfra()
+	defer stopClient()
+	defer stopPipe()
+	var infra, client, pipe sync.WaitGroup
+	goSupervised := func(wg *sync.WaitGroup, ctx context.Context, name string, part func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			supervise(ctx, d.log, &d.health, name, part)
+		}()
+	}
+
+	if d.cfg.MQTT.Enabled && d.cfg.MQTT.Embedded.Enabled {
+		b := &telemetry.Broker{Addr: d.cfg.MQTT.Embedded.Addr, Log: d.log.With("component", "broker")}
+		goSupervised(&infra, infraCtx, "embedded broker", b.Run)
+	}
+	if d.cfg.HTTP.Addr != "" {
+		reg := prometheus.NewRegistry()
+		d.metrics.register(reg, d.ring)
+		srv := &telemetry.HTTPServer{
+			Addr:     d.cfg.HTTP.Addr,
+			Health:   &d.health,
+			Registry: reg,
+			Preview:  d.latestPreview,
+			Status:   func() any { return d.status("running") },
+		}
+		goSupervised(&infra, infraCtx, "http", srv.Run)
+	}
+	if d.cfg.MQTT.Enabled {
+		pub, err := d.newPublisher()
+		if err != nil {
+			return err
+		}
+		d.publisher = pub
+		goSupervised(&client, clientCtx, "mqtt client", pub.Run)
+	} else {
+		d.log.Info("MQTT is off (mqtt.enabled: false): depth is computed but not published")
+	}
+
+	ring := d.ring
+	goSupervised(&pipe, pipeCtx, "camera "+src.Name(), func(ctx context.Context) error {
+		return src.Run(ctx, func(f camera.StereoFrame) {
+			d.stats.framesIn.Add(1)
+			d.metrics.framesIn.Inc()
+			ring.Push(f)
+		})
+	})
+	goSupervised(&pipe, pipeCtx, "depth "+est.Name(), func(ctx context.Context) error {
+		return d.runDepth(ctx, ring, est)
+	})
+	pipe.Add(1)
+	go func() {
+		defer pipe.Done()
+		d.runStatus(pipeCtx)
+	}()
+	d.log.Info("edgedepth running", "robot_id", d.cfg.RobotID, "source", src.Name(), "estimator", est.Name(),
+		"mqtt", mqttSummary(d.cfg), "http", d.cfg.HTTP.Addr, "topics", topics.Prefix)
+
+	<-ctx.Done()
+	d.log.Info("shutting down", "timeout", d.cfg.ShutdownTimeout)
+	deadline := time.NewTimer(d.cfg.ShutdownTimeout)
+	defer deadline.Stop()
+	for _, layer := range []struct {
+		name string
+		stop context.CancelFunc
+		wg   *sync.WaitGroup
+	}{
+		{"pipeline", stopPipe, &pipe},
+		{"mqtt client", stopClient, &client},
+		{"broker and http", stopInfra, &infra},
+	} {
+		layer.stop()
+		if err := waitUntil(layer.wg, deadline.C); err != nil {
+			return fmt.Errorf("shutdown: %s still running after %s: %w", layer.name, d.cfg.ShutdownTimeout, err)
+		}
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+var errTimeout = errors.New("timed out")
+
+func waitUntil(wg *sync.WaitGroup, deadline <-chan time.Time) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-deadline:
+		return errTimeout
+	}
+}
+
+func (d *Daemon) newSource() (camera.Source, error) {
+	switch d.cfg.Source.Kind {
+	case "sim":
+		sc := simConfig(d.cfg.Source.Sim)
+		w, err := sim.NewWorld(sc)
+		if err != nil {
+			return nil, fmt.Errorf("source.sim: %w", err)
+		}
+		return sim.NewSource(w), nil
+	case "rtsp":
+		// The RTSP ingest (decode, pairing, rectification) is its own piece of work and
+		// not built yet; say so instead of pretending.
+		return nil, errors.New("source.kind rtsp: the RTSP camera source is not available in this version yet; use source.kind: sim, or serve the simulator over RTSP with `edgedepth sim serve`")
+	}
+	return nil, fmt.Errorf("source.kind: %q unknown", d.cfg.Source.Kind)
+}
+
+func (d *Daemon) newEstimator() (depth.Estimator, error) {
+	p := sgbm.DefaultParams()
+	p.NumDisparities = d.cfg.Depth.SGBM.NumDisparities
+	p.BlockSize = d.cfg.Depth.SGBM.BlockSize
+	p.MinDepthM, p.MaxDepthM = d.cfg.Depth.MinDepthM, d.cfg.Depth.MaxDepthM
+	est, err := sgbm.New(p)
+	if err != nil {
+		return nil, fmt.Errorf("depth.sgbm: %w", err)
+	}
+	return est, nil
+}
+
+func (d *Daemon) newPublisher() (*telemetry.Publisher, error) {
+	m := d.cfg.MQTT
+	mc := telemetry.MQTTConfig{
+		BrokerURL:    m.BrokerURL,
+		ClientID:     m.ClientID,
+		Username:     m.Username,
+		Password:     m.Password,
+		PasswordFile: m.PasswordFile,
+		CAFile:       m.CAFile,
+		CertFile:     m.CertFile,
+		KeyFile:      m.KeyFile,
+		KeepAlive:    m.KeepAlive,
+	}
+	if mc.ClientID == "" {
+		mc.ClientID = "edgedepth-" + d.cfg.RobotID
+	}
+	pub, err := telemetry.NewPublisher(mc, d.topics, d.log.With("component", "mqtt"), &d.health)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	offline, _ := json.Marshal(d.status("offline"))
+	pub.SetOfflinePayload(offline)
+	return pub, nil
+}
+
+// checkDataDir makes sure the data directory exists and is writable; when it is not,
+// the daemon keeps running (nothing in the live path needs it yet) with a warning that
+// names the directory.
+func (d *Daemon) checkDataDir() {
+	dir := d.cfg.DataDir
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		var f *os.File
+		f, err = os.CreateTemp(dir, ".write-test-*")
+		if err == nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		abs, _ := filepath.Abs(dir)
+		d.health.Set("data_dir", fmt.Sprintf("data directory %s is not writable (%v): set data_dir to a writable directory", abs, err))
+		d.log.Warn("data directory not writable", "dir", abs, "err", err)
+	}
+}
+
+func (d *Daemon) latestPreview() []byte {
+	d.previewMu.Lock()
+	defer d.previewMu.Unlock()
+	return d.preview
+}
+
+func mqttSummary(c config.Config) string {
+	if !c.MQTT.Enabled {
+		return "off"
+	}
+	if c.MQTT.Embedded.Enabled {
+		return c.MQTT.BrokerURL + " (embedded broker on " + c.MQTT.Embedded.Addr + ")"
+	}
+	return c.MQTT.BrokerURL
+}
+
+// simConfig maps the configuration's sim section onto the simulator's config; zero
+// optional fields keep the simulator's defaults.
+func simConfig(c config.Sim) sim.Config {
+	sc := sim.DefaultConfig()
+	sc.Scene, sc.Seed, sc.Width, sc.Height, sc.FPS = c.Scene, c.Seed, c.Width, c.Height, c.FPS
+	if c.HFOVDeg != 0 {
+		sc.HFOVDeg = c.HFOVDeg
+	}
+	if c.BaselineM != 0 {
+		sc.BaselineM = c.BaselineM
+	}
+	return sc
+}

@@ -1,0 +1,164 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"time"
+
+	"github.com/edgedepth/edgedepth/camera/calib3d"
+	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/runtime/config"
+)
+
+// Doctor checks what cfg needs on this machine and writes one plain line per finding:
+// "ok", "warn" (works, but not as well as it could) or "FAIL" (the daemon will not do
+// this part). It returns the number of failed checks.
+func Doctor(ctx context.Context, cfg config.Config, version string, w io.Writer) (failed int) {
+	report := func(level, what, format string, args ...any) {
+		if level == "FAIL" {
+			failed++
+		}
+		fmt.Fprintf(w, "%-4s  %-12s %s\n", level, what, fmt.Sprintf(format, args...))
+	}
+
+	report("ok", "build", "edgedepth %s, %s, %s/%s, %d CPUs", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU())
+	report("ok", "opencv", "OpenCV %s (SGBM stereo matching through our calib3d shim)", calib3d.Version())
+	report("warn", "cuda", "this version has no CUDA backend yet: depth runs on the CPU")
+
+	switch cfg.Source.Kind {
+	case "sim":
+		checkSim(cfg.Source.Sim, report)
+	case "rtsp":
+		for _, cam := range []struct {
+			eye string
+			url string
+		}{{"left", cfg.Source.RTSP.Left.URL}, {"right", cfg.Source.RTSP.Right.URL}} {
+			checkRTSPReachable(ctx, cam.eye, cam.url, report)
+		}
+		report("FAIL", "rtsp", "the RTSP camera source is not available in this version yet (use source.kind: sim)")
+	}
+
+	checkBroker(ctx, cfg, report)
+	checkDataDirWritable(cfg.DataDir, report)
+	if cfg.HTTP.Addr != "" {
+		checkListen("http", cfg.HTTP.Addr, "the viewer, /metrics and /healthz", report)
+	}
+	return failed
+}
+
+type reportFunc func(level, what, format string, args ...any)
+
+func checkSim(c config.Sim, report reportFunc) {
+	sc := simConfig(c)
+	w, err := sim.NewWorld(sc)
+	if err != nil {
+		report("FAIL", "camera", "simulated rig: %v", err)
+		return
+	}
+	t0 := time.Now()
+	w.Render(0)
+	dt := time.Since(t0)
+	report("ok", "camera", "simulated %s rig, %dx%d at %g fps: one stereo frame renders in %s",
+		sc.Scene, sc.Width, sc.Height, sc.FPS, dt.Round(time.Millisecond))
+	if dt.Seconds() > 1/sc.FPS {
+		report("warn", "camera", "rendering is slower than %g fps on this machine: pairs will arrive late", sc.FPS)
+	}
+}
+
+func checkRTSPReachable(ctx context.Context, eye, raw string, report reportFunc) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		report("FAIL", "camera "+eye, "URL %q: %v", raw, err)
+		return
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	if err := dial(ctx, host); err != nil {
+		report("FAIL", "camera "+eye, "%s is not reachable: %v (powered, cabled, right address?)", host, err)
+		return
+	}
+	report("ok", "camera "+eye, "%s accepts TCP connections", host)
+}
+
+func checkBroker(ctx context.Context, cfg config.Config, report reportFunc) {
+	m := cfg.MQTT
+	if !m.Enabled {
+		report("warn", "mqtt", "MQTT is off (mqtt.enabled: false): nothing will be published")
+		return
+	}
+	if m.Embedded.Enabled {
+		checkListen("mqtt", m.Embedded.Addr, "the embedded broker", report)
+	}
+	u, err := url.Parse(m.BrokerURL)
+	if err != nil {
+		report("FAIL", "mqtt", "broker_url %q: %v", m.BrokerURL, err)
+		return
+	}
+	if m.Embedded.Enabled && sameAddr(u.Host, m.Embedded.Addr) {
+		return // the embedded broker is the broker; its port was checked above
+	}
+	if err := dial(ctx, u.Host); err != nil {
+		report("FAIL", "mqtt", "broker %s is not reachable: %v (the daemon will run and keep retrying)", m.BrokerURL, err)
+		return
+	}
+	report("ok", "mqtt", "broker %s accepts TCP connections", m.BrokerURL)
+}
+
+func sameAddr(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp {
+		return false
+	}
+	loop := func(h string) bool { return h == "localhost" || net.ParseIP(h).IsLoopback() }
+	return ah == bh || (loop(ah) && loop(bh))
+}
+
+func dial(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func checkListen(what, addr, purpose string, report reportFunc) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		report("warn", what, "%s cannot listen on %s: %v (another process has the port?)", purpose, addr, err)
+		return
+	}
+	l.Close()
+	report("ok", what, "%s can listen on %s", purpose, addr)
+}
+
+func checkDataDirWritable(dir string, report reportFunc) {
+	abs, _ := filepath.Abs(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		report("FAIL", "data_dir", "cannot create %s: %v", abs, err)
+		return
+	}
+	f, err := os.CreateTemp(dir, ".doctor-*")
+	if err != nil {
+		report("FAIL", "data_dir", "%s is not writable: %v", abs, err)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+	report("ok", "data_dir", "%s is writable", abs)
+}
