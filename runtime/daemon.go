@@ -38,6 +38,7 @@ type Daemon struct {
 	metrics *metrics
 	stats   pipelineStats
 	topics  telemetry.Topics
+	robotID string // resolved: the configured id or the sanitised host name
 
 	publisher *telemetry.Publisher // nil when MQTT is off
 	ring      *camera.Ring         // pairs waiting for the depth estimator
@@ -67,6 +68,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("robot_id: %w", err)
 	}
 	d.topics = topics
+	d.robotID = topics.RobotID()
 
 	src, err := d.newSource()
 	if err != nil {
@@ -141,7 +143,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer pipe.Done()
 		d.runStatus(pipeCtx)
 	}()
-	d.log.Info("edgedepth running", "robot_id", d.cfg.RobotID, "source", src.Name(), "estimator", est.Name(),
+	d.log.Info("edgedepth running", "robot_id", d.robotID, "source", src.Name(), "estimator", est.Name(),
 		"mqtt", mqttSummary(d.cfg), "http", d.cfg.HTTP.Addr, "topics", topics.Prefix)
 
 	<-ctx.Done()
@@ -222,7 +224,7 @@ func (d *Daemon) newPublisher() (*telemetry.Publisher, error) {
 		KeepAlive:    m.KeepAlive,
 	}
 	if mc.ClientID == "" {
-		mc.ClientID = "edgedepth-" + d.cfg.RobotID
+		mc.ClientID = "edgedepth-" + d.robotID
 	}
 	pub, err := telemetry.NewPublisher(mc, d.topics, d.log.With("component", "mqtt"), &d.health)
 	if err != nil {

@@ -162,12 +162,12 @@ func (d *Daemon) runStatus(ctx context.Context) {
 
 // status builds the status message; state "" means running or degraded, whichever
 // the health list says.
-func (d *Daemon) status(state string) telemetry.Status {
+func (d *Daemon) status(state telemetry.State) telemetry.Status {
 	warnings := d.health.Warnings()
 	if state == "" {
-		state = "running"
+		state = telemetry.StateRunning
 		if len(warnings) > 0 {
-			state = "degraded"
+			state = telemetry.StateDegraded
 		}
 	}
 	d.stats.mu.Lock()
@@ -179,10 +179,9 @@ func (d *Daemon) status(state string) telemetry.Status {
 	return telemetry.Status{
 		State:           state,
 		Version:         d.version,
-		RobotID:         d.cfg.RobotID,
+		RobotID:         d.robotID,
 		Backend:         "cpu",
 		Estimator:       d.cfg.Depth.Estimator,
-		Source:          d.cfg.Source.Kind,
 		FPS:             math.Round(fps*100) / 100,
 		LatencyMs:       math.Round(lat*10) / 10,
 		FramesIn:        d.stats.framesIn.Load(),

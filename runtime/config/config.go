@@ -14,7 +14,7 @@ import (
 // the upper-cased path joined by underscores (mqtt.broker_url → EDGEDEPTH_MQTT_BROKER_URL).
 type Config struct {
 	// RobotID names this robot in MQTT topics (edgedepth/<robot_id>/...).
-	// Default: the host name.
+	// Default: "" = the host name, with characters MQTT forbids in a topic level replaced.
 	RobotID string `yaml:"robot_id"`
 	// DataDir holds models, keys and recordings. Default: "data" (relative to the
 	// working directory).
@@ -146,9 +146,8 @@ type HTTP struct {
 // Default returns the built-in configuration: the simulated rig, SGBM depth, the
 // embedded broker and HTTP on localhost.
 func Default() Config {
-	host, _ := os.Hostname()
 	return Config{
-		RobotID:         host,
+		RobotID:         "",
 		DataDir:         "data",
 		LogLevel:        "info",
 		ShutdownTimeout: 5 * time.Second,

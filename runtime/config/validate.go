@@ -13,9 +13,7 @@ import (
 // and the allowed values.
 func (c Config) Validate() error {
 	var v validator
-	if c.RobotID == "" {
-		v.addf("robot_id: empty (and the host name is unknown): set robot_id")
-	} else if strings.ContainsAny(c.RobotID, "+#/ \t") {
+	if strings.ContainsAny(c.RobotID, "+#/ \t") {
 		v.addf("robot_id: %q may not contain '+', '#', '/' or spaces (it is an MQTT topic level)", c.RobotID)
 	}
 	if c.DataDir == "" {
