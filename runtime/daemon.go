@@ -101,7 +101,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	if d.cfg.MQTT.Enabled && d.cfg.MQTT.Embedded.Enabled {
-		b := &telemetry.Broker{Addr: d.cfg.MQTT.Embedded.Addr, Log: d.log.With("component", "broker")}
+		b := &telemetry.Broker{Addr: d.cfg.MQTT.Embedded.Addr, Log: d.log}
 		goSupervised(&infra, infraCtx, "embedded broker", b.Run)
 	}
 	if d.cfg.HTTP.Addr != "" {
@@ -226,7 +226,7 @@ func (d *Daemon) newPublisher() (*telemetry.Publisher, error) {
 	if mc.ClientID == "" {
 		mc.ClientID = "edgedepth-" + d.robotID
 	}
-	pub, err := telemetry.NewPublisher(mc, d.topics, d.log.With("component", "mqtt"), &d.health)
+	pub, err := telemetry.NewPublisher(mc, d.topics, d.log, &d.health)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}

@@ -199,6 +199,9 @@ func buildVersion() string {
 		return "unknown"
 	}
 	v := info.Main.Version
+	if v == "(devel)" {
+		v = "devel"
+	}
 	rev, dirty := "", false
 	for _, s := range info.Settings {
 		switch s.Key {
@@ -212,7 +215,7 @@ func buildVersion() string {
 		if len(rev) > 12 {
 			rev = rev[:12]
 		}
-		v = strings.TrimPrefix(v+"+"+rev, "(devel)+")
+		v = strings.TrimPrefix(v+"+"+rev, "devel+")
 		if dirty {
 			v += "-dirty"
 		}

@@ -58,7 +58,7 @@ func worldFlags(fs *flag.FlagSet) func() (*sim.World, error) {
 	height := fs.Int("height", d.Height, "image height in pixels")
 	fps := fs.Float64("fps", d.FPS, "frame rate in frames per second")
 	hfov := fs.Float64("hfov-deg", d.HFOVDeg, "horizontal field of view in degrees")
-	baseline := fs.Float64("baseline-m", d.BaselineM, "stereo baseline in metres")
+	baseline := fs.Float64("baseline-m", d.BaselineM, "stereo baseline in metres (0: the scene's default, 0.20 street, 0.12 room)")
 	return func() (*sim.World, error) {
 		c := d
 		c.Scene, c.Seed, c.Width, c.Height, c.FPS, c.HFOVDeg, c.BaselineM = *scene, *seed, *width, *height, *fps, *hfov, *baseline
@@ -70,7 +70,7 @@ func cmdSimServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edgedepth sim serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	world := worldFlags(fs)
-	dc := rtspserve.DefaultConfig()
+	dc := rtspserve.Config{}.WithDefaults()
 	addr := fs.String("addr", dc.Addr, "RTSP listen address (host:port)")
 	codec := fs.String("codec", dc.Codec, "video codec: mjpeg or h264")
 	fs.Usage = func() {
@@ -85,7 +85,8 @@ func cmdSimServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := dc
-	cfg.Addr, cfg.Codec = *addr, *codec
+	cfg.Addr, cfg.Codec, cfg.FPS = *addr, *codec, w.Config().FPS
+	cfg.GOP = 0 // one second of frames at the world's rate
 	log := newLogger(stderr, "info")
 	srv, err := rtspserve.New(cfg, sim.NewSource(w), log)
 	if err != nil {
@@ -100,7 +101,7 @@ func cmdSimServe(args []string, stdout, stderr io.Writer) error {
 		k := w.Intrinsics()
 		fmt.Fprintf(stdout, "serving %s %dx%d at %g fps (%s)\n  left:  %s\n  right: %s\nintrinsics fx=%.2f fy=%.2f cx=%.2f cy=%.2f, baseline %.3f m\n",
 			w.Config().Scene, k.Width, k.Height, w.Config().FPS, cfg.Codec, srv.URL("left"), srv.URL("right"),
-			k.Fx, k.Fy, k.Cx, k.Cy, w.Config().BaselineM)
+			k.Fx, k.Fy, k.Cx, k.Cy, w.BaselineM())
 	case err := <-errc:
 		return err
 	}
