@@ -199,11 +199,7 @@ func (d *Daemon) newSource() (camera.Source, error) {
 }
 
 func (d *Daemon) newEstimator() (depth.Estimator, error) {
-	p := sgbm.DefaultParams()
-	p.NumDisparities = d.cfg.Depth.SGBM.NumDisparities
-	p.BlockSize = d.cfg.Depth.SGBM.BlockSize
-	p.MinDepthM, p.MaxDepthM = d.cfg.Depth.MinDepthM, d.cfg.Depth.MaxDepthM
-	est, err := sgbm.New(p)
+	est, err := sgbm.New(d.cfg.Depth.SGBMParams())
 	if err != nil {
 		return nil, fmt.Errorf("depth.sgbm: %w", err)
 	}
@@ -211,18 +207,7 @@ func (d *Daemon) newEstimator() (depth.Estimator, error) {
 }
 
 func (d *Daemon) newPublisher() (*telemetry.Publisher, error) {
-	m := d.cfg.MQTT
-	mc := telemetry.MQTTConfig{
-		BrokerURL:    m.BrokerURL,
-		ClientID:     m.ClientID,
-		Username:     m.Username,
-		Password:     m.Password,
-		PasswordFile: m.PasswordFile,
-		CAFile:       m.CAFile,
-		CertFile:     m.CertFile,
-		KeyFile:      m.KeyFile,
-		KeepAlive:    m.KeepAlive,
-	}
+	mc := d.cfg.MQTT.MQTTConfig
 	if mc.ClientID == "" {
 		mc.ClientID = "edgedepth-" + d.robotID
 	}

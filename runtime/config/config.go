@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/edgedepth/edgedepth/depth/sgbm"
+	"github.com/edgedepth/edgedepth/telemetry"
 )
 
 // Config is the whole daemon configuration. Every field documents its unit and default;
@@ -91,38 +94,19 @@ type Depth struct {
 	// off. Default: 2, range 0–30.
 	PreviewRateHz float64 `yaml:"preview_rate_hz"`
 	// PreviewQuality is the preview's JPEG quality, 1–100. Default: 75.
-	PreviewQuality int  `yaml:"preview_quality"`
-	SGBM           SGBM `yaml:"sgbm"`
+	PreviewQuality int `yaml:"preview_quality"`
+	// SGBM tunes the semi-global matcher (depth/sgbm.Params: every key, its unit and
+	// default is documented there; num_disparities 128, block_size 5, mode 3way).
+	SGBM sgbm.Params `yaml:"sgbm"`
 }
 
-// SGBM tunes OpenCV's semi-global block matcher.
-type SGBM struct {
-	// NumDisparities is the disparity search range in pixels, a multiple of 16, 16–512.
-	// Default: 128.
-	NumDisparities int `yaml:"num_disparities"`
-	// BlockSize is the matching window in pixels, odd, 1–31. Default: 5.
-	BlockSize int `yaml:"block_size"`
-}
-
-// MQTT configures the connection to the broker and the embedded broker.
+// MQTT configures publishing: the connection to the broker (telemetry.MQTTConfig's keys
+// appear directly under mqtt:, e.g. mqtt.broker_url, mqtt.password_file, mqtt.ca_file;
+// each documents its unit and default there), the status rate and the embedded broker.
 type MQTT struct {
 	// Enabled turns MQTT publishing on. Default: true.
-	Enabled bool `yaml:"enabled"`
-	// BrokerURL is tcp://host:port, ssl://host:port or ws://host:port.
-	// Default: tcp://127.0.0.1:1883.
-	BrokerURL string `yaml:"broker_url"`
-	// ClientID defaults to edgedepth-<robot_id>.
-	ClientID string `yaml:"client_id"`
-	// Username and PasswordFile (a file holding the password; preferred) or Password.
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-	// CAFile, CertFile, KeyFile configure TLS: a custom CA and a client certificate.
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// KeepAlive between client and broker. Default: 30s.
-	KeepAlive time.Duration `yaml:"keep_alive"`
+	Enabled              bool `yaml:"enabled"`
+	telemetry.MQTTConfig `yaml:",inline"`
 	// StatusInterval is how often the retained status is refreshed. Default: 1s.
 	StatusInterval time.Duration  `yaml:"status_interval"`
 	Embedded       EmbeddedBroker `yaml:"embedded_broker"`
@@ -166,12 +150,15 @@ func Default() Config {
 			MaxDepthM:      60,
 			PreviewRateHz:  2,
 			PreviewQuality: 75,
-			SGBM:           SGBM{NumDisparities: 128, BlockSize: 5},
+			SGBM:           sgbm.DefaultParams(),
 		},
 		MQTT: MQTT{
-			Enabled:        true,
-			BrokerURL:      "tcp://127.0.0.1:1883",
-			KeepAlive:      30 * time.Second,
+			Enabled: true,
+			MQTTConfig: telemetry.MQTTConfig{
+				BrokerURL:      telemetry.DefaultBrokerURL,
+				KeepAlive:      telemetry.DefaultKeepAlive,
+				ConnectTimeout: telemetry.DefaultConnectTimeout,
+			},
 			StatusInterval: time.Second,
 			Embedded:       EmbeddedBroker{Enabled: true, Addr: "127.0.0.1:1883"},
 		},
@@ -207,4 +194,11 @@ func FromEnv(environ []string) (Config, error) {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// SGBMParams are the matcher's parameters with the depth range every estimator shares.
+func (d Depth) SGBMParams() sgbm.Params {
+	p := d.SGBM
+	p.MinDepthM, p.MaxDepthM = d.MinDepthM, d.MaxDepthM
+	return p
 }

@@ -53,6 +53,9 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"out of range", "source:\n  ring_size: 500\n", nil, []string{"source.ring_size", "500", "[1, 64]"}},
 		{"bad enum", "source:\n  kind: usb\n", nil, []string{"source.kind", "usb", "sim, rtsp"}},
 		{"fps range", "source:\n  sim:\n    fps: 0\n", nil, []string{"source.sim.fps", "out of range"}},
+		{"sgbm mode", "depth:\n  sgbm:\n    mode: turbo\n", nil, []string{"depth.sgbm.mode", "turbo"}},
+		{"sgbm depth range is not its own", "depth:\n  sgbm:\n    max_depth_m: 5\n", nil, []string{"unknown key depth.sgbm.max_depth_m"}},
+		{"mqtt inline key", "mqtt:\n  keep_alive: 10ms\n", nil, []string{"mqtt.keep_alive"}},
 		{"disparities multiple", "depth:\n  sgbm:\n    num_disparities: 100\n", nil, []string{"depth.sgbm.num_disparities", "multiple of 16"}},
 		{"depth order", "depth:\n  min_depth_m: 10\n  max_depth_m: 5\n", nil, []string{"depth.max_depth_m", "greater"}},
 		{"16-bit cap", "depth:\n  max_depth_m: 100\n", nil, []string{"depth.max_depth_m", "65.535"}},
@@ -91,13 +94,16 @@ func TestEnvOverrides(t *testing.T) {
 		"EDGEDEPTH_MQTT_EMBEDDED_BROKER_ENABLED=false",
 		"EDGEDEPTH_SOURCE_SIM_FPS=2.5",
 		"EDGEDEPTH_SHUTDOWN_TIMEOUT=2s",
+		"EDGEDEPTH_DEPTH_SGBM_MODE=hh",
+		"EDGEDEPTH_MQTT_USERNAME=robot",
 		"EDGEDEPTH_CONFIG=ignored.yaml",
 		"PATH=/bin",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MQTT.BrokerURL != "tcp://b:2" || c.MQTT.Embedded.Enabled || c.Source.Sim.FPS != 2.5 || c.ShutdownTimeout != 2*time.Second {
+	if c.MQTT.BrokerURL != "tcp://b:2" || c.MQTT.Embedded.Enabled || c.Source.Sim.FPS != 2.5 || c.ShutdownTimeout != 2*time.Second ||
+		c.Depth.SGBM.Mode != "hh" || c.MQTT.Username != "robot" {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
 }
@@ -115,7 +121,8 @@ func TestYAMLOverridesDefaultsOnlyWhereGiven(t *testing.T) {
 
 func TestEnvNamesCoverNestedKeys(t *testing.T) {
 	names := strings.Join(EnvNames(), " ")
-	for _, want := range []string{"EDGEDEPTH_MQTT_EMBEDDED_BROKER_ADDR", "EDGEDEPTH_DEPTH_SGBM_BLOCK_SIZE", "EDGEDEPTH_ROBOT_ID"} {
+	for _, want := range []string{"EDGEDEPTH_MQTT_EMBEDDED_BROKER_ADDR", "EDGEDEPTH_DEPTH_SGBM_BLOCK_SIZE", "EDGEDEPTH_ROBOT_ID",
+		"EDGEDEPTH_MQTT_PASSWORD_FILE", "EDGEDEPTH_DEPTH_SGBM_MODE"} {
 		if !strings.Contains(names, want) {
 			t.Errorf("EnvNames lacks %s", want)
 		}

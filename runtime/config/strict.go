@@ -74,7 +74,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	return nil
 }
 
-// yamlFields maps yaml keys to the struct fields that carry them.
+// yamlFields maps yaml keys to the struct fields that carry them; the fields of a struct
+// embedded with `yaml:",inline"` count as the outer struct's own (Index reaches them).
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
@@ -82,8 +83,15 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			for k, inner := range yamlFields(f.Type) {
+				inner.Index = append([]int{i}, inner.Index...)
+				out[k] = inner
+			}
 			continue
 		}
 		if name == "" {

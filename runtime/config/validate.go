@@ -65,36 +65,15 @@ func (c Config) Validate() error {
 	}
 	v.rangeF("depth.preview_rate_hz", d.PreviewRateHz, 0, 30)
 	v.rangeI("depth.preview_quality", d.PreviewQuality, 1, 100)
-	v.rangeI("depth.sgbm.num_disparities", d.SGBM.NumDisparities, 16, 512)
-	if d.SGBM.NumDisparities%16 != 0 {
-		v.addf("depth.sgbm.num_disparities: %d must be a multiple of 16", d.SGBM.NumDisparities)
-	}
-	v.rangeI("depth.sgbm.block_size", d.SGBM.BlockSize, 1, 31)
-	if d.SGBM.BlockSize%2 == 0 {
-		v.addf("depth.sgbm.block_size: %d must be odd", d.SGBM.BlockSize)
+	if err := d.SGBMParams().Validate(); err != nil {
+		v.addf("depth.sgbm.%v", err)
 	}
 
 	m := c.MQTT
 	if m.Enabled {
-		u, err := url.Parse(m.BrokerURL)
-		ok := err == nil && u.Host != ""
-		if ok {
-			switch u.Scheme {
-			case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-			default:
-				ok = false
-			}
+		if err := m.MQTTConfig.Validate(); err != nil {
+			v.addf("%v", err)
 		}
-		if !ok {
-			v.addf("mqtt.broker_url: %q is not tcp://, ssl://, mqtts://, ws:// or wss:// with host:port", m.BrokerURL)
-		}
-		if m.Password != "" && m.PasswordFile != "" {
-			v.addf("mqtt.password and mqtt.password_file: give one, not both")
-		}
-		if (m.CertFile == "") != (m.KeyFile == "") {
-			v.addf("mqtt.cert_file and mqtt.key_file: a client certificate needs both")
-		}
-		v.rangeF("mqtt.keep_alive (seconds)", m.KeepAlive.Seconds(), 1, 3600)
 		v.rangeF("mqtt.status_interval (seconds)", m.StatusInterval.Seconds(), 0.1, 3600)
 	}
 	if m.Embedded.Enabled {
