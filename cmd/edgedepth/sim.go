@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgedepth/edgedepth/camera/codec"
 	"github.com/edgedepth/edgedepth/camera/rtspserve"
 	"github.com/edgedepth/edgedepth/camera/sim"
 )
@@ -72,7 +73,7 @@ func cmdSimServe(args []string, stdout, stderr io.Writer) error {
 	world := worldFlags(fs)
 	dc := rtspserve.Config{}.WithDefaults()
 	addr := fs.String("addr", dc.Addr, "RTSP listen address (host:port)")
-	codec := fs.String("codec", dc.Codec, "video codec: mjpeg or h264")
+	videoCodec := fs.String("codec", dc.Codec, "video codec: mjpeg or h264")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: edgedepth sim serve [flags]\n\nServes the simulated stereo rig over RTSP until SIGINT/SIGTERM.")
 		fs.PrintDefaults()
@@ -85,9 +86,10 @@ func cmdSimServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := dc
-	cfg.Addr, cfg.Codec, cfg.FPS = *addr, *codec, w.Config().FPS
+	cfg.Addr, cfg.Codec, cfg.FPS = *addr, *videoCodec, w.Config().FPS
 	cfg.GOP = 0 // one second of frames at the world's rate
 	log := newLogger(stderr, "info")
+	codec.SetLogger(log) // libavcodec's own messages go to our log, not raw stderr
 	srv, err := rtspserve.New(cfg, sim.NewSource(w), log)
 	if err != nil {
 		return err
