@@ -80,6 +80,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer est.Close()
 
+	if d.cfg.MQTT.Enabled {
+		if d.publisher, err = d.newPublisher(); err != nil {
+			return err
+		}
+	} else {
+		d.log.Info("MQTT is off (mqtt.enabled: false): depth is computed but not published")
+	}
 	d.checkDataDir()
 
 	// Three layers, each with its own context and wait group, so that shutdown can
@@ -107,24 +114,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.HTTP.Addr != "" {
 		reg := prometheus.NewRegistry()
 		d.metrics.register(reg, d.ring)
+		if d.publisher != nil {
+			reg.MustRegister(d.publisher)
+		}
 		srv := &telemetry.HTTPServer{
 			Addr:     d.cfg.HTTP.Addr,
 			Health:   &d.health,
 			Registry: reg,
 			Preview:  d.latestPreview,
-			Status:   func() any { return d.status("running") },
+			Status:   func() any { return d.status("") },
+			Log:      d.log,
 		}
 		goSupervised(&infra, infraCtx, "http", srv.Run)
 	}
-	if d.cfg.MQTT.Enabled {
-		pub, err := d.newPublisher()
-		if err != nil {
-			return err
-		}
-		d.publisher = pub
-		goSupervised(&client, clientCtx, "mqtt client", pub.Run)
-	} else {
-		d.log.Info("MQTT is off (mqtt.enabled: false): depth is computed but not published")
+	if d.publisher != nil {
+		goSupervised(&client, clientCtx, "mqtt client", d.publisher.Run)
 	}
 
 	ring := d.ring

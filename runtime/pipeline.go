@@ -160,14 +160,18 @@ func (d *Daemon) runStatus(ctx context.Context) {
 	}
 }
 
-// status builds the status message; state "" means running or degraded, whichever
-// the health list says.
+// status builds the status message; state "" means starting (no depth yet), running
+// or degraded, whichever the pipeline and the health list say.
 func (d *Daemon) status(state telemetry.State) telemetry.Status {
 	warnings := d.health.Warnings()
 	if state == "" {
-		state = telemetry.StateRunning
-		if len(warnings) > 0 {
+		switch {
+		case len(warnings) > 0:
 			state = telemetry.StateDegraded
+		case d.stats.framesDone.Load() == 0:
+			state = telemetry.StateStarting
+		default:
+			state = telemetry.StateRunning
 		}
 	}
 	d.stats.mu.Lock()

@@ -1,0 +1,107 @@
+package telemetry
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/edgedepth/edgedepth/health"
+)
+
+// State is the robot's overall state as published on the status topic.
+type State string
+
+// The states a robot goes through. A consumer that meets a state it does not know
+// should treat it like "degraded".
+const (
+	// StateStarting: the daemon is up but not yet producing depth (cameras opening,
+	// networks loading).
+	StateStarting State = "starting"
+	// StateRunning: depth is flowing and nothing is degraded.
+	StateRunning State = "running"
+	// StateDegraded: depth may be flowing, but at least one part reports a problem;
+	// Status.Warnings says which and why.
+	StateDegraded State = "degraded"
+	// StateOffline: the daemon stopped cleanly, or its connection vanished and the
+	// broker published the Last Will. Every other field may be stale.
+	StateOffline State = "offline"
+)
+
+// Status is the JSON payload of the retained topic edgedepth/<robot-id>/status. It is
+// published when the state changes and periodically (about once a second) while
+// running; the Last Will and a clean shutdown publish it with State "offline".
+//
+// Fields are added over time, never renamed or repurposed; consumers must ignore
+// fields they do not know. Zero counters and empty strings are still present in the
+// JSON so that a consumer can tell "zero" from "this version does not report it"
+// by the version field alone.
+type Status struct {
+	// State is "starting", "running", "degraded" or "offline".
+	State State `json:"state"`
+	// Version is the edgedepth version string of the publishing daemon.
+	Version string `json:"version"`
+	// RobotID is the <robot-id> level of the topic, repeated so that a payload stands
+	// on its own once it leaves MQTT (logs, databases).
+	RobotID string `json:"robot_id"`
+	// Backend is the compute backend in use: "cuda" or "cpu".
+	Backend string `json:"backend"`
+	// Estimator names the depth estimator and model version in use, free text
+	// (for example "monodepth2-stereo v12").
+	Estimator string `json:"estimator"`
+	// FPS is the rate of depth frames published, in frames per second, averaged over
+	// the last few seconds.
+	FPS float64 `json:"fps"`
+	// LatencyMs is the time from capture of a stereo pair to publication of its
+	// depth, in milliseconds, averaged like FPS.
+	LatencyMs float64 `json:"latency_ms"`
+	// FramesIn counts stereo pairs received from the cameras since start.
+	FramesIn uint64 `json:"frames_in"`
+	// FramesDropped counts stereo pairs dropped since start (queues full, pairing
+	// failed, frames too late).
+	FramesDropped uint64 `json:"frames_dropped"`
+	// FramesPublished counts depth frames handed to MQTT since start.
+	FramesPublished uint64 `json:"frames_published"`
+	// Warnings lists every degraded part and why, sorted by component; an empty
+	// array (never null) when healthy.
+	Warnings []health.Warning `json:"warnings"`
+	// Time is when this status was produced, RFC 3339 with nanoseconds, in UTC where
+	// the producer sets it so.
+	Time time.Time `json:"time"`
+	// UptimeS is the time since the daemon started, in seconds.
+	UptimeS float64 `json:"uptime_s"`
+}
+
+// MarshalJSON writes Warnings as [] when there are none: "no warnings" must not
+// read as "warnings unknown".
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // no methods: avoids recursing into MarshalJSON
+	if s.Warnings == nil {
+		s.Warnings = []health.Warning{}
+	}
+	return json.Marshal(plain(s))
+}
+
+// Event is the JSON payload of edgedepth/<robot-id>/events: one notable happening
+// (a camera lost or back, a model promoted or rolled back, a command executed).
+// Events are not retained; a consumer that was away misses them.
+type Event struct {
+	// Time is when it happened.
+	Time time.Time `json:"time"`
+	// Kind is a stable snake_case identifier a program can switch on, for example
+	// "camera_lost", "model_promoted".
+	Kind string `json:"kind"`
+	// Message says what happened, for people.
+	Message string `json:"message"`
+	// Fields holds details specific to Kind (ids, values); omitted when empty.
+	Fields map[string]any `json:"fields,omitempty"`
+}
+
+// offlineStatus is the payload used for the Last Will and the clean-shutdown message
+// when the owner did not set one with SetOfflinePayload.
+func offlineStatus(robotID string, now time.Time) []byte {
+	b, err := json.Marshal(Status{State: StateOffline, RobotID: robotID, Time: now.UTC()})
+	if err != nil {
+		// Status has only plain fields; failing to encode it is a programming error.
+		panic("telemetry: encoding the offline status: " + err.Error())
+	}
+	return b
+}
