@@ -20,8 +20,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// binary is the edgedepth executable under test, built once by TestMain.
-var binary string
+// binary is the edgedepth executable under test and consumer the README's example
+// consumer, both built once by TestMain.
+var binary, consumer string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "edgedepth-hil-")
@@ -30,10 +31,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "edgedepth")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/edgedepth")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building edgedepth: %v\n%s", err, out)
-		os.Exit(1)
+	consumer = filepath.Join(dir, "depth-consumer")
+	for out, pkg := range map[string]string{binary: "../cmd/edgedepth", consumer: "../examples/depth-consumer"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		if b, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -3,6 +3,7 @@ package hiltests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -121,6 +122,13 @@ func TestDaemonPublishesAccurateDepth(t *testing.T) {
 			sort.Float64s(medians)
 			if med := medians[len(medians)/2]; med >= 0.10 {
 				t.Fatalf("median abs rel error %.3f ≥ 0.10 (per frame: %v)", med, medians)
+			}
+
+			// The README's consumer example reads the same messages with only paho and
+			// the standard library's PNG decoder.
+			out, err := exec.Command(consumer, "--broker", mosq.URL(), "--robot", robot, "--count", "2").CombinedOutput()
+			if err != nil || strings.Count(string(out), " m fx=") != 2 {
+				t.Fatalf("depth-consumer: %v\n%s", err, out)
 			}
 
 			if err := d.stop(syscall.SIGTERM, 15*time.Second); err != nil {
