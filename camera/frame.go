@@ -120,3 +120,37 @@ type Source interface {
 	Name() string
 	Run(ctx context.Context, emit func(StereoFrame)) error
 }
+
+// Frame is one decoded picture from one camera, before pairing.
+type Frame struct {
+	// Seq counts the frames this camera delivered since its stream (re)started.
+	Seq uint64
+	// CaptureTime is when the picture was exposed, as well as the source can tell.
+	CaptureTime time.Time
+	// Clock says where CaptureTime came from: ClockNTP (the camera's RTCP sender
+	// reports) or ClockReceive (presentation time anchored to our receive clock).
+	Clock Clock
+	Image Image
+}
+
+// Clock names the origin of a frame's capture time.
+type Clock string
+
+const (
+	// ClockNTP: the camera's own wall clock, from RTCP sender reports. Comparable across
+	// cameras when their clocks are synchronised (PTP/NTP on the cameras).
+	ClockNTP Clock = "ntp"
+	// ClockReceive: the stream's presentation time anchored to our clock at the first
+	// frame. Comparable across cameras up to the network delay difference.
+	ClockReceive Clock = "receive"
+	// ClockSim: the simulator's clock.
+	ClockSim Clock = "sim"
+)
+
+// MonoSource produces the frames of one camera until ctx is cancelled, calling emit for
+// each from one goroutine; emit must not block for long. Run returns nil on cancel and an
+// error when the stream failed (its owner restarts it with backoff).
+type MonoSource interface {
+	Name() string
+	Run(ctx context.Context, emit func(Frame)) error
+}
