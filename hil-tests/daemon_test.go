@@ -171,7 +171,7 @@ func TestBadInputIsNamed(t *testing.T) {
 	unknownKey := filepath.Join(dir, "unknown.yaml")
 	os.WriteFile(unknownKey, []byte("mqtt:\n  brokr_url: tcp://x:1\n"), 0o644)
 	outOfRange := filepath.Join(dir, "range.yaml")
-	os.WriteFile(outOfRange, []byte("source:\n  sim:\n    fps: 1000\n"), 0o644)
+	os.WriteFile(outOfRange, []byte("source:\n  sim:\n    fps: 5000\n"), 0o644)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -179,7 +179,7 @@ func TestBadInputIsNamed(t *testing.T) {
 	}{
 		{"missing config", []string{"run", "--config", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml", "no such file"}},
 		{"unknown key", []string{"run", "--config", unknownKey}, []string{"mqtt.brokr_url", "broker_url"}},
-		{"out of range", []string{"run", "--config", outOfRange}, []string{"source.sim.fps", "1000"}},
+		{"out of range", []string{"run", "--config", outOfRange}, []string{"source.sim.fps", "5000"}},
 		{"unknown command", []string{"fly"}, []string{"unknown command", "Usage"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

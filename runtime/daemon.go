@@ -188,8 +188,7 @@ func waitUntil(wg *sync.WaitGroup, deadline <-chan time.Time) error {
 func (d *Daemon) newSource() (camera.Source, error) {
 	switch d.cfg.Source.Kind {
 	case "sim":
-		sc := simConfig(d.cfg.Source.Sim)
-		w, err := sim.NewWorld(sc)
+		w, err := sim.NewWorld(d.cfg.Source.Sim)
 		if err != nil {
 			return nil, fmt.Errorf("source.sim: %w", err)
 		}
@@ -259,18 +258,4 @@ func mqttSummary(c config.Config) string {
 		return c.MQTT.BrokerURL + " (embedded broker on " + c.MQTT.Embedded.Addr + ")"
 	}
 	return c.MQTT.BrokerURL
-}
-
-// simConfig maps the configuration's sim section onto the simulator's config; zero
-// optional fields keep the simulator's defaults.
-func simConfig(c config.Sim) sim.Config {
-	sc := sim.DefaultConfig()
-	sc.Scene, sc.Seed, sc.Width, sc.Height, sc.FPS = c.Scene, c.Seed, c.Width, c.Height, c.FPS
-	if c.HFOVDeg != 0 {
-		sc.HFOVDeg = c.HFOVDeg
-	}
-	if c.BaselineM != 0 {
-		sc.BaselineM = c.BaselineM
-	}
-	return sc
 }

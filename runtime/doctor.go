@@ -54,8 +54,7 @@ func Doctor(ctx context.Context, cfg config.Config, version string, w io.Writer)
 
 type reportFunc func(level, what, format string, args ...any)
 
-func checkSim(c config.Sim, report reportFunc) {
-	sc := simConfig(c)
+func checkSim(sc sim.Config, report reportFunc) {
 	w, err := sim.NewWorld(sc)
 	if err != nil {
 		report("FAIL", "camera", "simulated rig: %v", err)

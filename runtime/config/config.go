@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/edgedepth/edgedepth/camera/sim"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
@@ -40,27 +41,12 @@ type Source struct {
 	Kind string `yaml:"kind"`
 	// RingSize is how many pairs may wait for the depth estimator before the oldest is
 	// dropped (and counted). Default: 3, range 1–64.
-	RingSize int  `yaml:"ring_size"`
-	Sim      Sim  `yaml:"sim"`
-	RTSP     RTSP `yaml:"rtsp"`
-}
-
-// Sim configures the simulated stereo rig (camera/sim).
-type Sim struct {
-	// Scene is "street" or "room". Default: street.
-	Scene string `yaml:"scene"`
-	// Seed makes the world; different seeds give different (held-out) scenes. Default: 1.
-	Seed int64 `yaml:"seed"`
-	// Width and Height of each eye in pixels. Default: 640x480.
-	Width  int `yaml:"width"`
-	Height int `yaml:"height"`
-	// FPS is the frame rate in frames per second. Default: 10.
-	FPS float64 `yaml:"fps"`
-	// HFOVDeg is the horizontal field of view in degrees; 0 keeps the simulator's
-	// default.
-	HFOVDeg float64 `yaml:"hfov_deg"`
-	// BaselineM is the stereo baseline in metres; 0 keeps the simulator's default.
-	BaselineM float64 `yaml:"baseline_m"`
+	RingSize int `yaml:"ring_size"`
+	// Sim configures the simulated stereo rig (camera/sim.Config documents every key,
+	// its unit and default: scene, seed, width, height, fps, hfov_deg, baseline_m,
+	// speed_mps, far_m, texture_scale).
+	Sim  sim.Config `yaml:"sim"`
+	RTSP RTSP       `yaml:"rtsp"`
 }
 
 // RTSP configures a pair of RTSP cameras (or one side-by-side stream).
@@ -138,7 +124,7 @@ func Default() Config {
 		Source: Source{
 			Kind:     "sim",
 			RingSize: 3,
-			Sim:      Sim{Scene: "street", Seed: 1, Width: 640, Height: 480, FPS: 10},
+			Sim:      sim.DefaultConfig(),
 			RTSP: RTSP{
 				Left:  Camera{Transport: "auto"},
 				Right: Camera{Transport: "auto"},

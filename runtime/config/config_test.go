@@ -52,7 +52,8 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"mapping expected", "mqtt: yes\n", nil, []string{"mqtt", "mapping"}},
 		{"out of range", "source:\n  ring_size: 500\n", nil, []string{"source.ring_size", "500", "[1, 64]"}},
 		{"bad enum", "source:\n  kind: usb\n", nil, []string{"source.kind", "usb", "sim, rtsp"}},
-		{"fps range", "source:\n  sim:\n    fps: 0\n", nil, []string{"source.sim.fps", "out of range"}},
+		{"fps range", "source:\n  sim:\n    fps: 0\n", nil, []string{"source.sim.fps", "[0.1, 1000]"}},
+		{"sim extra key", "source:\n  sim:\n    texture_scale: 9\n", nil, []string{"source.sim.texture_scale", "9"}},
 		{"sgbm mode", "depth:\n  sgbm:\n    mode: turbo\n", nil, []string{"depth.sgbm.mode", "turbo"}},
 		{"sgbm depth range is not its own", "depth:\n  sgbm:\n    max_depth_m: 5\n", nil, []string{"unknown key depth.sgbm.max_depth_m"}},
 		{"mqtt inline key", "mqtt:\n  keep_alive: 10ms\n", nil, []string{"mqtt.keep_alive"}},
@@ -64,7 +65,7 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"robot id", "robot_id: a/b\n", nil, []string{"robot_id", "a/b"}},
 		{"unknown env", "", []string{"EDGEDEPTH_MQTT_BROKERURL=x"}, []string{"EDGEDEPTH_MQTT_BROKERURL", "no configuration key"}},
 		{"bad env int", "", []string{"EDGEDEPTH_SOURCE_RING_SIZE=lots"}, []string{"EDGEDEPTH_SOURCE_RING_SIZE", "integer"}},
-		{"env out of range", "", []string{"EDGEDEPTH_SOURCE_SIM_WIDTH=10"}, []string{"source.sim.width", "out of range"}},
+		{"env out of range", "", []string{"EDGEDEPTH_SOURCE_SIM_WIDTH=10"}, []string{"source.sim.width", "[16, 8192]"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

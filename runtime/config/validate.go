@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/edgedepth/edgedepth/camera/sim"
 )
 
 // Validate checks every field and returns all problems at once, each naming the key
@@ -25,16 +27,11 @@ func (c Config) Validate() error {
 	v.oneOf("source.kind", c.Source.Kind, "sim", "rtsp")
 	v.rangeI("source.ring_size", c.Source.RingSize, 1, 64)
 	if c.Source.Kind == "sim" {
-		s := c.Source.Sim
-		v.oneOf("source.sim.scene", s.Scene, "street", "room")
-		v.rangeI("source.sim.width", s.Width, 64, 4096)
-		v.rangeI("source.sim.height", s.Height, 48, 4096)
-		v.rangeF("source.sim.fps", s.FPS, 0.1, 120)
-		if s.HFOVDeg != 0 {
-			v.rangeF("source.sim.hfov_deg", s.HFOVDeg, 10, 170)
-		}
-		if s.BaselineM != 0 {
-			v.rangeF("source.sim.baseline_m", s.BaselineM, 0.01, 2)
+		var ce *sim.ConfigError
+		if err := c.Source.Sim.Validate(); errors.As(err, &ce) {
+			v.addf("source.sim.%s %s", ce.Key, ce.Problem)
+		} else if err != nil {
+			v.addf("source.sim: %v", err)
 		}
 	}
 	if c.Source.Kind == "rtsp" {
