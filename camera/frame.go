@@ -154,3 +154,16 @@ type MonoSource interface {
 	Name() string
 	Run(ctx context.Context, emit func(Frame)) error
 }
+
+// Rectifier turns a raw (distorted, unaligned) stereo pair into a rectified one, in which
+// a point appears on the same row in both images, with the rectified intrinsics and
+// baseline that travel with every StereoFrame. Rectify is called from one goroutine at a
+// time; it may reuse its output buffers once the caller has handed on the previous pair,
+// so it returns fresh images unless documented otherwise.
+type Rectifier interface {
+	Rectify(left, right Image) (rectLeft, rectRight Image, err error)
+	// Intrinsics are the rectified intrinsics shared by both eyes.
+	Intrinsics() Intrinsics
+	// BaselineM is the rectified baseline in metres.
+	BaselineM() float64
+}
