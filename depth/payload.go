@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/edgedepth/edgedepth/camera"
@@ -83,9 +82,9 @@ type Meta struct {
 	BaselineM float64
 }
 
-type textChunk struct{ key, value string }
-
-func (meta Meta) chunks() ([]textChunk, error) {
+// check reports metadata that cannot be written: numbers that are not finite, text
+// that is not printable ASCII, stamps outside what RFC 3339 can write.
+func (meta *Meta) check() error {
 	for _, f := range []struct {
 		key string
 		v   float64
@@ -95,36 +94,45 @@ func (meta Meta) chunks() ([]textChunk, error) {
 		{keyBaseline, meta.BaselineM},
 	} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return nil, fmt.Errorf("depth: payload: %s is %g, want a finite number", f.key, f.v)
+			return fmt.Errorf("depth: payload: %s is %g, want a finite number", f.key, f.v)
 		}
 	}
 	for _, f := range []struct{ key, v string }{
 		{keyFrameID, meta.FrameID}, {keyEstimator, meta.Estimator},
 	} {
 		if err := checkText(f.key, f.v); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := checkStamp(meta.Stamp); err != nil {
-		return nil, err
-	}
-	ff := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	return []textChunk{
-		{keySchema, PayloadSchema},
-		{keyUnit, unitMM},
-		{keyScale, scaleMM},
-		{keyInvalid, "0"},
-		{keySeq, strconv.FormatUint(meta.Seq, 10)},
-		{keyStamp, meta.Stamp.UTC().Format(time.RFC3339Nano)},
-		{keyFrameID, meta.FrameID},
-		{keyEstimator, meta.Estimator},
-		{keyFx, ff(meta.Intrinsics.Fx)},
-		{keyFy, ff(meta.Intrinsics.Fy)},
-		{keyCx, ff(meta.Intrinsics.Cx)},
-		{keyCy, ff(meta.Intrinsics.Cy)},
-		{keyBaseline, ff(meta.BaselineM)},
-	}, nil
+	return checkStamp(meta.Stamp)
 }
+
+// metaText is the metadata EncodePNG writes, one tEXt chunk per entry in this order:
+// each key and a function appending its value (of metadata that passed check). The
+// values are appended straight into the payload, so writing them allocates nothing
+// (Meta goes by value: a pointer passed to these function values would escape, and
+// EncodePNG's meta with it).
+var metaText = [...]struct {
+	key   string
+	value func(b []byte, meta Meta) []byte
+}{
+	{keySchema, func(b []byte, _ Meta) []byte { return append(b, PayloadSchema...) }},
+	{keyUnit, func(b []byte, _ Meta) []byte { return append(b, unitMM...) }},
+	{keyScale, func(b []byte, _ Meta) []byte { return append(b, scaleMM...) }},
+	{keyInvalid, func(b []byte, _ Meta) []byte { return append(b, '0') }},
+	{keySeq, func(b []byte, meta Meta) []byte { return strconv.AppendUint(b, meta.Seq, 10) }},
+	{keyStamp, func(b []byte, meta Meta) []byte { return meta.Stamp.UTC().AppendFormat(b, time.RFC3339Nano) }},
+	{keyFrameID, func(b []byte, meta Meta) []byte { return append(b, meta.FrameID...) }},
+	{keyEstimator, func(b []byte, meta Meta) []byte { return append(b, meta.Estimator...) }},
+	{keyFx, func(b []byte, meta Meta) []byte { return appendFloat(b, meta.Intrinsics.Fx) }},
+	{keyFy, func(b []byte, meta Meta) []byte { return appendFloat(b, meta.Intrinsics.Fy) }},
+	{keyCx, func(b []byte, meta Meta) []byte { return appendFloat(b, meta.Intrinsics.Cx) }},
+	{keyCy, func(b []byte, meta Meta) []byte { return appendFloat(b, meta.Intrinsics.Cy) }},
+	{keyBaseline, func(b []byte, meta Meta) []byte { return appendFloat(b, meta.BaselineM) }},
+}
+
+// appendFloat appends v in Go's shortest round-trip decimal form.
+func appendFloat(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'g', -1, 64) }
 
 // checkStamp accepts times RFC 3339 can write in UTC: years 0000..9999.
 func checkStamp(t time.Time) error {
@@ -148,28 +156,6 @@ func checkText(key, v string) error {
 	return nil
 }
 
-// pngEncodeState is what one EncodePNG call needs besides its output; it is pooled so
-// that a stream of frames of one size allocates little more than the result.
-type pngEncodeState struct {
-	img image.Gray16
-	buf bytes.Buffer
-}
-
-var (
-	pngStates  = sync.Pool{New: func() any { return new(pngEncodeState) }}
-	pngEncoder = png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &encoderBufferPool{}}
-)
-
-// encoderBufferPool lets image/png reuse its zlib writer and row buffers between calls.
-type encoderBufferPool struct{ p sync.Pool }
-
-func (p *encoderBufferPool) Get() *png.EncoderBuffer {
-	b, _ := p.p.Get().(*png.EncoderBuffer)
-	return b
-}
-
-func (p *encoderBufferPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
-
 // toMillimetres rounds metres to the nearest millimetre for a 16-bit sample: 0 (and
 // anything not a positive finite number, which a Map should not hold) stays 0 = invalid,
 // a valid depth under half a millimetre becomes 1 so it stays valid, and anything from
@@ -190,7 +176,10 @@ func toMillimetres(z float32) uint16 {
 
 // EncodePNG encodes m as the depth payload described above: a 16-bit greyscale PNG in
 // millimetres, values rounded to the nearest millimetre and clamped at 65535 (65.535 m),
-// with meta in tEXt chunks. It favours speed over size (zlib BestSpeed).
+// with meta in tEXt chunks ahead of the image data, so that a streaming reader has the
+// metadata before the pixels. It favours speed over size: one fixed row filter and zlib
+// BestSpeed (see payloadFilter and payloadLevel in pngwrite.go). EncodePNG is safe for
+// concurrent use; once warm it allocates only the slice it returns.
 func EncodePNG(m Map, meta Meta) ([]byte, error) {
 	if err := checkMap("payload", m); err != nil {
 		return nil, err
@@ -198,59 +187,15 @@ func EncodePNG(m Map, meta Meta) ([]byte, error) {
 	if m.Width == 0 || m.Height == 0 {
 		return nil, fmt.Errorf("depth: payload: empty %dx%d map", m.Width, m.Height)
 	}
-	chunks, err := meta.chunks()
-	if err != nil {
+	if err := meta.check(); err != nil {
 		return nil, err
 	}
-
-	st := pngStates.Get().(*pngEncodeState)
-	defer pngStates.Put(st)
-	n := 2 * len(m.M)
-	if cap(st.img.Pix) < n {
-		st.img.Pix = make([]byte, n)
+	w := pngWriters.Get().(*pngWriter)
+	defer pngWriters.Put(w)
+	if err := w.encode(m, &meta, payloadFilter, payloadLevel); err != nil {
+		return nil, err
 	}
-	st.img.Pix = st.img.Pix[:n]
-	st.img.Stride = 2 * m.Width
-	st.img.Rect = image.Rect(0, 0, m.Width, m.Height)
-	for i, z := range m.M {
-		binary.BigEndian.PutUint16(st.img.Pix[2*i:], toMillimetres(z))
-	}
-	st.buf.Reset()
-	if err := pngEncoder.Encode(&st.buf, &st.img); err != nil {
-		return nil, fmt.Errorf("depth: payload: %w", err)
-	}
-	enc := st.buf.Bytes()
-
-	// image/png writes the signature and IHDR first, always 8+25 bytes; the text
-	// chunks go right after, ahead of the image data, so a streaming reader has the
-	// metadata before the pixels.
-	const headerLen = 8 + 4 + 4 + 13 + 4
-	if len(enc) < headerLen || string(enc[12:16]) != "IHDR" {
-		return nil, errors.New("depth: payload: unexpected PNG layout from image/png")
-	}
-	size := len(enc)
-	for _, c := range chunks {
-		size += 12 + len(c.key) + 1 + len(c.value)
-	}
-	out := make([]byte, 0, size)
-	out = append(out, enc[:headerLen]...)
-	for _, c := range chunks {
-		out = appendTextChunk(out, c.key, c.value)
-	}
-	out = append(out, enc[headerLen:]...)
-	return out, nil
-}
-
-// appendTextChunk appends a PNG tEXt chunk: length, type, keyword NUL text, and the
-// CRC-32 of type and data.
-func appendTextChunk(b []byte, key, value string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(key)+1+len(value)))
-	start := len(b)
-	b = append(b, "tEXt"...)
-	b = append(b, key...)
-	b = append(b, 0)
-	b = append(b, value...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
+	return bytes.Clone(w.out), nil
 }
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
