@@ -78,7 +78,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer est.Close()
+	// The estimator holds C memory: close it once the pipeline has stopped, but never
+	// while a pipeline goroutine that outlived the shutdown timeout may still use it.
+	pipelineStopped := true
+	defer func() {
+		if pipelineStopped {
+			est.Close()
+		}
+	}()
 
 	if d.cfg.MQTT.Enabled {
 		if d.publisher, err = d.newPublisher(); err != nil {
@@ -165,6 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	} {
 		layer.stop()
 		if err := waitUntil(layer.wg, deadline.C); err != nil {
+			pipelineStopped = layer.wg != &pipe
 			return fmt.Errorf("shutdown: %s still running after %s: %w", layer.name, d.cfg.ShutdownTimeout, err)
 		}
 	}
