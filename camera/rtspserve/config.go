@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Codec names for Config.Codec.
@@ -56,6 +57,59 @@ type Config struct {
 	// next port. Default 0: a free pair is picked when Run starts (set a fixed pair when a
 	// firewall sits between the server and its clients).
 	UDPRTPPort int `yaml:"udp_rtp_port"`
+
+	// AllowPublish lets RTSP clients ANNOUNCE and RECORD a stream on any path that is not
+	// one of the eyes' (every path when the Server has no source), rtsp://Addr/cam1 for
+	// example; readers then DESCRIBE, SETUP and PLAY that path and get the publisher's RTP
+	// packets as they came (any codec gortsplib can describe: H.264, H.265, MJPEG, ...).
+	// This is how ffmpeg, or a camera that pushes, feeds the ingest under test. Default
+	// false.
+	//
+	// Security: there is no authentication. Anyone who can reach Addr can publish, and
+	// replace what is published on a path (a new publisher ends the previous one, so that a
+	// restarted ffmpeg need not wait for its dead session to time out). Keep Addr on the
+	// loopback interface, or on a trusted network, when this is on.
+	AllowPublish bool `yaml:"allow_publish"`
+
+	// Late makes one eye behave like a camera that runs late: fault injection for the
+	// pairing tests. The zero value makes no eye late.
+	Late LateEye `yaml:"late"`
+
+	// UDPLoss drops a fraction of the RTP datagrams sent over the UDP transport: fault
+	// injection for the ingest tests. The zero value drops nothing.
+	UDPLoss UDPLoss `yaml:"udp_loss"`
+}
+
+// LateEye makes one eye a camera that is Delay late. Its packets are written Delay after
+// the pair was encoded, and, unless TransportOnly, its capture times are Delay later
+// too: RTP timestamps (on the 90 kHz clock) and RTCP sender reports both move by Delay,
+// consistently, as they would for a camera whose shutter fires Delay after the other's.
+// The simulated world cannot be rendered at another instant, so the late eye's picture
+// stamped T is the one the other eye shows at T-Delay: a client pairing by capture time
+// pairs pictures Delay apart in the source, and sees the eyes' streams offset by Delay.
+// With TransportOnly the capture times stay true and only delivery is late (a slow
+// network path or a deep camera buffer): the eyes keep equal RTP timestamps, and a
+// client pairs the same source pair, if it waits long enough.
+type LateEye struct {
+	// Eye is "left" or "right"; empty when no eye is late.
+	Eye string `yaml:"eye"`
+	// Delay is how late, at most 10 s. Default 0 (not late).
+	Delay time.Duration `yaml:"delay"`
+	// TransportOnly delays the packets but keeps the capture times true. Default false.
+	TransportOnly bool `yaml:"transport_only"`
+}
+
+// UDPLoss drops RTP datagrams where they leave the server's UDP socket, after gortsplib
+// has numbered them: the client sees real gaps in RTP sequence numbers over a real UDP
+// socket, as behind a lossy link. RTCP is never dropped (sender reports carry the capture
+// time; a test wants loss of pictures, not of the clock). Loss applies to every stream
+// sent over UDP, published ones included; TCP is lossless by nature and untouched.
+type UDPLoss struct {
+	// Fraction of RTP datagrams dropped, 0 (none, default) to 1 (all).
+	Fraction float64 `yaml:"fraction"`
+	// Seed of the pseudo-random choice of datagrams, for repeatable runs. Which
+	// datagrams are dropped still depends on how the clients' sends interleave.
+	Seed uint64 `yaml:"seed"`
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -130,6 +184,20 @@ func (c Config) Validate() error {
 		if t != TransportTCP && t != TransportUDP {
 			return bad("Transports %q: %q is not %q or %q", c.Transports, t, TransportTCP, TransportUDP)
 		}
+	}
+	if c.Late.Eye != "" || c.Late.Delay != 0 {
+		if _, ok := c.eyePath(c.Late.Eye); !ok {
+			return bad("Late.Eye %q: want \"left\" or \"right\"", c.Late.Eye)
+		}
+		if c.Late.Delay <= 0 || c.Late.Delay > maxLateDelay {
+			return bad("Late.Delay %v: want (0, %v]", c.Late.Delay, maxLateDelay)
+		}
+	}
+	if !(c.UDPLoss.Fraction >= 0 && c.UDPLoss.Fraction <= 1) {
+		return bad("UDPLoss.Fraction %g: want 0 to 1", c.UDPLoss.Fraction)
+	}
+	if c.UDPLoss.Fraction > 0 && !c.offers(TransportUDP) {
+		return bad("UDPLoss.Fraction %g: Transports %q offer no UDP to lose packets from", c.UDPLoss.Fraction, c.Transports)
 	}
 	if c.UDPRTPPort < 0 || c.UDPRTPPort > 65534 || c.UDPRTPPort%2 != 0 {
 		return bad("UDPRTPPort %d: want an even port below 65535 (RTCP takes the next one), or 0 to pick one", c.UDPRTPPort)

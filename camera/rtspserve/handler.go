@@ -1,6 +1,8 @@
 package rtspserve
 
 import (
+	"strings"
+
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/base"
 )
@@ -10,19 +12,31 @@ import (
 // never answer 200 OK without a stream (gortsplib panics).
 type handler struct{ s *Server }
 
-// stream answers DESCRIBE and SETUP alike: 404 for a path that is no eye, 503 while the
-// streams do not exist yet (before the first pair, during shutdown).
+// stream answers DESCRIBE and SETUP alike. An eye's path: 503 while the streams do not
+// exist yet (before the first pair, during shutdown). A path clients may publish on
+// (Config.AllowPublish): 404 while nobody publishes there, 503 between the publisher's
+// ANNOUNCE and RECORD. Any other path: 404.
 func (h *handler) stream(path string) (*base.Response, *gortsplib.ServerStream) {
-	e, known := h.s.lookup(path)
-	if !known {
-		h.s.log.Warn("rtsp request for an unknown path", "path", path,
-			"left", "/"+h.s.cfg.LeftPath, "right", "/"+h.s.cfg.RightPath)
-		return &base.Response{StatusCode: base.StatusNotFound}, nil
+	if e, known := h.s.lookup(path); known {
+		if e == nil {
+			return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil
+		}
+		return &base.Response{StatusCode: base.StatusOK}, e.stream
 	}
-	if e == nil {
-		return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil
+	if p := strings.TrimPrefix(path, "/"); h.s.isPublishPath(p) {
+		st, known := h.s.publishedStream(p)
+		switch {
+		case !known:
+			h.s.log.Debug("rtsp request for a path nobody publishes", "path", path)
+			return &base.Response{StatusCode: base.StatusNotFound}, nil
+		case st == nil:
+			return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil
+		}
+		return &base.Response{StatusCode: base.StatusOK}, st
 	}
-	return &base.Response{StatusCode: base.StatusOK}, e.stream
+	h.s.log.Warn("rtsp request for an unknown path", "path", path,
+		"left", "/"+h.s.cfg.LeftPath, "right", "/"+h.s.cfg.RightPath, "allow_publish", h.s.cfg.AllowPublish)
+	return &base.Response{StatusCode: base.StatusNotFound}, nil
 }
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
@@ -44,6 +58,10 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if !offered {
 		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
 	}
+	// A publisher sets up the medias it announced: there is no stream to read.
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusOK}, nil, nil
+	}
 	res, st := h.stream(ctx.Path)
 	return res, st, nil
 }
@@ -55,8 +73,21 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
+// OnAnnounce implements gortsplib.ServerHandlerOnAnnounce: publishing
+// (Config.AllowPublish). Without AllowPublish every ANNOUNCE gets 403 Forbidden.
+func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	return h.s.announce(ctx)
+}
+
+// OnRecord implements gortsplib.ServerHandlerOnRecord.
+func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	return h.s.record(ctx)
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose. A publisher leaving
+// ends its readers' stream.
 func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	h.s.unpublish(ctx.Session)
 	h.s.log.Debug("rtsp session closed", "path", ctx.Session.Path(), "reason", ctx.Error)
 }
 

@@ -40,6 +40,8 @@ type Stats struct {
 	// WriteErrors is the number of RTP packets that could not be queued to a client,
 	// usually because that client reads too slowly.
 	WriteErrors uint64
+	// UDPDropped is the number of RTP datagrams Config.UDPLoss dropped on purpose.
+	UDPDropped uint64
 }
 
 // Server serves a stereo camera.Source over RTSP, one stream per eye. Create it with
@@ -54,10 +56,14 @@ type Server struct {
 	ready     chan struct{}
 	addr      atomic.Pointer[net.TCPAddr]
 
+	rtsp atomic.Pointer[gortsplib.Server] // set before it starts
+
 	mu   sync.RWMutex
-	eyes map[string]*eye // by URL path; nil until the first pair and after shutdown
+	eyes map[string]*eye         // by URL path; nil until the first pair and after shutdown
+	pubs map[string]*publication // by URL path; nil unless AllowPublish, and after shutdown
 
 	ring               atomic.Pointer[camera.Ring] // between the source and the encoder
+	udpLoss            atomic.Pointer[lossyRTP]    // nil unless Config.UDPLoss
 	pairs, writeErrors atomic.Uint64
 }
 
@@ -77,6 +83,10 @@ type eye struct {
 	lastNTP         time.Time
 	packets, octets uint32 // RTP packets and payload bytes since start (RFC 3550 wraps them)
 	sentSinceReport bool
+	lastSR          time.Time // when sendReport last ran
+
+	// late queues the pictures of the eye Config.Late makes late; nil for an eye on time.
+	late *lateQueue
 }
 
 // senderReportPeriod is how often Run sends RTCP sender reports of its own, on top of
@@ -86,13 +96,15 @@ type eye struct {
 // then has no NTP time for 10 s. One report a second costs ~50 bytes/s per client.
 const senderReportPeriod = time.Second
 
-// New checks cfg and returns a Server for src; it starts nothing. log may be nil.
+// New checks cfg and returns a Server for src; it starts nothing. log may be nil. src
+// may be nil only with cfg.AllowPublish: a server for published streams alone, on any
+// path.
 func New(cfg Config, src camera.Source, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rtspserve: %w", err)
 	}
-	if src == nil {
-		return nil, fmt.Errorf("rtspserve: %w: no source", ErrConfig)
+	if src == nil && !cfg.AllowPublish {
+		return nil, fmt.Errorf("rtspserve: %w: no source (and AllowPublish is off: nothing to serve)", ErrConfig)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -108,7 +120,8 @@ func New(cfg Config, src camera.Source, log *slog.Logger) (*Server, error) {
 
 // Ready is closed once both streams can be played: after Run has started listening and
 // encoded the first pair (the SDP needs the image size and the H.264 parameter sets).
-// Until then clients get 503 Service Unavailable.
+// Until then clients get 503 Service Unavailable. A Server without a source is Ready
+// once it listens.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addr is the address RTSP listens on (with the real port when Config.Addr asked for
@@ -150,6 +163,9 @@ func (s *Server) Stats() Stats {
 	if r := s.ring.Load(); r != nil {
 		st.Dropped = r.Dropped()
 	}
+	if l := s.udpLoss.Load(); l != nil {
+		st.UDPDropped = l.dropped.Load()
+	}
 	return st
 }
 
@@ -168,8 +184,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.addr.Store(srv.NetListener().Addr().(*net.TCPAddr))
 	close(s.listening)
+	srcName := "none"
+	if s.src != nil {
+		srcName = s.src.Name()
+	}
 	s.log.Info("rtsp server listening", "left", s.URL("left"), "right", s.URL("right"),
-		"codec", s.cfg.Codec, "transports", s.cfg.Transports, "source", s.src.Name())
+		"codec", s.cfg.Codec, "transports", s.cfg.Transports, "source", srcName,
+		"allow_publish", s.cfg.AllowPublish)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -180,17 +201,19 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ring.Store(ring)
 	var wg sync.WaitGroup
 	var srcErr, srvErr error
-	wg.Go(func() {
-		err := s.src.Run(ctx, ring.Push)
-		if ctx.Err() != nil {
-			return // cancellation is not an error, whatever the source says about it
-		}
-		if err == nil {
-			err = ErrSourceEnded
-		}
-		srcErr = fmt.Errorf("rtspserve: source %q: %w", s.src.Name(), err)
-		cancel()
-	})
+	if s.src != nil {
+		wg.Go(func() {
+			err := s.src.Run(ctx, ring.Push)
+			if ctx.Err() != nil {
+				return // cancellation is not an error, whatever the source says about it
+			}
+			if err == nil {
+				err = ErrSourceEnded
+			}
+			srcErr = fmt.Errorf("rtspserve: source %q: %w", s.src.Name(), err)
+			cancel()
+		})
+	}
 	wg.Go(func() {
 		err := srv.Wait()
 		if ctx.Err() != nil {
@@ -200,12 +223,19 @@ func (s *Server) Run(ctx context.Context) error {
 		cancel()
 	})
 
-	serveErr := s.serve(ctx, srv, ring)
+	var serveErr error
+	if s.src != nil {
+		serveErr = s.serve(ctx, srv, ring)
+	} else {
+		close(s.ready) // published streams only: nothing to wait for
+		<-ctx.Done()
+	}
 
-	// Shutdown in reverse order of start-up: streams (their readers are disconnected),
-	// the RTSP server (connections, listeners), then the goroutines above.
+	// Shutdown in reverse order of start-up: streams (their readers and publishers are
+	// disconnected), the RTSP server (connections, listeners), then the goroutines above.
 	cancel()
 	s.closeStreams()
+	s.closePublications()
 	srv.Close()
 	wg.Wait()
 	if err := errors.Join(serveErr, srcErr, srvErr); err != nil {
@@ -217,6 +247,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 // startRTSP starts the gortsplib server, with the UDP transport when configured.
 func (s *Server) startRTSP() (*gortsplib.Server, error) {
+	if s.cfg.AllowPublish {
+		s.mu.Lock()
+		s.pubs = map[string]*publication{}
+		s.mu.Unlock()
+	}
 	srv := &gortsplib.Server{
 		Handler:     &handler{s: s},
 		RTSPAddress: s.cfg.Addr,
@@ -233,7 +268,13 @@ func (s *Server) startRTSP() (*gortsplib.Server, error) {
 		}
 		srv.UDPRTPAddress, srv.UDPRTCPAddress = udp.rtpAddr, udp.rtcpAddr
 		srv.ListenPacket = udp.listenPacket
+		if s.cfg.UDPLoss.Fraction > 0 {
+			udp.loss = newLossyRTP(s.cfg.UDPLoss)
+			s.udpLoss.Store(udp.loss)
+		}
 	}
+	// Before Start: the handler's ANNOUNCE needs it, and Start's goroutines see it.
+	s.rtsp.Store(srv)
 	err := srv.Start()
 	if udp != nil {
 		_ = udp.closeUnused() // gortsplib owns the sockets it took, even on failure
@@ -245,7 +286,7 @@ func (s *Server) startRTSP() (*gortsplib.Server, error) {
 }
 
 // serve encodes pairs from ring and writes them to the streams until ctx ends.
-func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.Ring) error {
+func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.Ring) (err error) {
 	eyes := [2]*eye{{name: "left", path: s.cfg.LeftPath}, {name: "right", path: s.cfg.RightPath}}
 	defer func() {
 		for _, e := range eyes {
@@ -254,6 +295,29 @@ func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.
 			}
 		}
 	}()
+
+	// The late eye's pictures wait in a queue drained by a goroutine of their own, which
+	// ends (and is waited for) before serve returns and the streams close. A write error
+	// there ends serve through ctx.
+	ctx, cancel := context.WithCancel(ctx)
+	var lateWG sync.WaitGroup
+	defer func() {
+		cancel()
+		lateWG.Wait()
+		for _, e := range eyes {
+			if e.late != nil {
+				err = errors.Join(err, e.late.err)
+			}
+		}
+	}()
+	if s.cfg.Late.Delay > 0 {
+		for _, e := range eyes {
+			if e.name == s.cfg.Late.Eye {
+				e.late = newLateQueue()
+				lateWG.Go(func() { e.late.run(ctx, cancel, e) })
+			}
+		}
+	}
 	for _, e := range eyes {
 		enc, err := s.newEncoder()
 		if err != nil {
@@ -272,7 +336,6 @@ func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.
 		reported     uint64
 		reportedErrs uint64
 		published    bool
-		lastSR       time.Time
 	)
 	for {
 		f, err := ring.Pop(ctx)
@@ -328,29 +391,22 @@ func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.
 			if !res[i].ok {
 				continue
 			}
-			ts := base + uint32(res[i].ticks)
-			captured := first.Add(ticksToDuration(res[i].ticks))
-			for _, pkt := range res[i].pkts {
-				pkt.Timestamp = ts
-				if err := e.stream.WritePacketRTPWithNTP(e.media, pkt, captured); err != nil {
-					return fmt.Errorf("rtspserve: %s: write RTP: %w", e.name, err)
-				}
-				e.ssrc = pkt.SSRC
-				e.packets++
-				e.octets += uint32(len(pkt.Payload))
+			pic := picture{
+				pkts:     res[i].pkts,
+				ts:       base + uint32(res[i].ticks),
+				captured: first.Add(ticksToDuration(res[i].ticks)),
 			}
-			e.lastTS, e.lastNTP, e.sentSinceReport = ts, captured, true
+			if e.late != nil {
+				if !e.late.push(ctx, pic, s.cfg.Late) {
+					return nil
+				}
+				continue
+			}
+			if err := e.write(pic); err != nil {
+				return err
+			}
 		}
 		s.pairs.Add(1)
-
-		if now := time.Now(); now.Sub(lastSR) >= senderReportPeriod {
-			lastSR = now
-			for _, e := range eyes {
-				if err := e.sendReport(); err != nil {
-					return fmt.Errorf("rtspserve: %s: write RTCP: %w", e.name, err)
-				}
-			}
-		}
 
 		// Problems on the hot path are logged as counts, at most once a second.
 		if now := time.Now(); now.Sub(lastReport) >= time.Second {
@@ -365,6 +421,36 @@ func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.
 			}
 		}
 	}
+}
+
+// picture is one eye's encoded picture, stamped, ready to be written.
+type picture struct {
+	pkts     []*rtp.Packet
+	ts       uint32    // RTP timestamp of every packet
+	captured time.Time // capture time, the NTP time of ts
+}
+
+// write sends pic to the eye's readers, then a sender report of our own when the last
+// one is senderReportPeriod old. Only one goroutine writes an eye: the serve loop, or
+// the late queue's for the late eye.
+func (e *eye) write(pic picture) error {
+	for _, pkt := range pic.pkts {
+		pkt.Timestamp = pic.ts
+		if err := e.stream.WritePacketRTPWithNTP(e.media, pkt, pic.captured); err != nil {
+			return fmt.Errorf("rtspserve: %s: write RTP: %w", e.name, err)
+		}
+		e.ssrc = pkt.SSRC
+		e.packets++
+		e.octets += uint32(len(pkt.Payload))
+	}
+	e.lastTS, e.lastNTP, e.sentSinceReport = pic.ts, pic.captured, true
+	if now := time.Now(); now.Sub(e.lastSR) >= senderReportPeriod {
+		e.lastSR = now
+		if err := e.sendReport(); err != nil {
+			return fmt.Errorf("rtspserve: %s: write RTCP: %w", e.name, err)
+		}
+	}
+	return nil
 }
 
 // sendReport sends an RTCP sender report mapping the last pair's RTP timestamp to its
@@ -458,7 +544,7 @@ func (s *Server) closeStreams() {
 // lookup finds the eye served at an RTSP request path ("/left").
 func (s *Server) lookup(path string) (e *eye, known bool) {
 	p := strings.TrimPrefix(path, "/")
-	if p != s.cfg.LeftPath && p != s.cfg.RightPath {
+	if s.src == nil || (p != s.cfg.LeftPath && p != s.cfg.RightPath) {
 		return nil, false
 	}
 	s.mu.RLock()

@@ -255,6 +255,14 @@ func TestConfigValidate(t *testing.T) {
 		{"same paths", Config{LeftPath: "cam", RightPath: "cam"}, "LeftPath and RightPath"},
 		{"transport", Config{Transports: []string{"tcp", "sctp"}}, "Transports"},
 		{"odd rtp port", Config{UDPRTPPort: 8001}, "UDPRTPPort"},
+		{"late eye", Config{Late: LateEye{Eye: "right", Delay: 100 * time.Millisecond}}, ""},
+		{"late: no eye", Config{Late: LateEye{Delay: 100 * time.Millisecond}}, "Late.Eye"},
+		{"late: unknown eye", Config{Late: LateEye{Eye: "centre", Delay: time.Millisecond}}, "Late.Eye"},
+		{"late: no delay", Config{Late: LateEye{Eye: "left"}}, "Late.Delay"},
+		{"late: too late", Config{Late: LateEye{Eye: "left", Delay: time.Minute}}, "Late.Delay"},
+		{"udp loss", Config{UDPLoss: UDPLoss{Fraction: 0.1, Seed: 7}}, ""},
+		{"udp loss above 1", Config{UDPLoss: UDPLoss{Fraction: 1.5}}, "UDPLoss.Fraction"},
+		{"udp loss without udp", Config{Transports: []string{"tcp"}, UDPLoss: UDPLoss{Fraction: 0.1}}, "UDPLoss.Fraction"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

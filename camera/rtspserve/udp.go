@@ -3,9 +3,11 @@ package rtspserve
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // udpPair is an RTP socket on an even port and the RTCP socket on the port after it,
@@ -18,6 +20,7 @@ type udpPair struct {
 	rtp, rtcp net.PacketConn // nil once handed over
 	rtpAddr   string
 	rtcpAddr  string
+	loss      *lossyRTP // drops on the RTP socket when set (Config.UDPLoss)
 }
 
 // bindUDPPair binds RTP to host:rtpPort and RTCP to host:rtpPort+1; with rtpPort 0 it
@@ -71,6 +74,9 @@ func (p *udpPair) listenPacket(_, address string) (net.PacketConn, error) {
 	switch address {
 	case p.rtpAddr:
 		c, p.rtp = p.rtp, nil
+		if c != nil && p.loss != nil {
+			c = &lossyConn{UDPConn: c.(*net.UDPConn), loss: p.loss}
+		}
 	case p.rtcpAddr:
 		c, p.rtcp = p.rtcp, nil
 	}
@@ -92,4 +98,41 @@ func (p *udpPair) closeUnused() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lossyRTP decides which outgoing RTP datagrams to drop (Config.UDPLoss).
+type lossyRTP struct {
+	fraction float64
+	mu       sync.Mutex
+	rng      *rand.Rand // not safe for concurrent use: gortsplib writes from many goroutines
+	dropped  atomic.Uint64
+}
+
+func newLossyRTP(cfg UDPLoss) *lossyRTP {
+	return &lossyRTP{fraction: cfg.Fraction, rng: rand.New(rand.NewPCG(cfg.Seed, 0x65646765))}
+}
+
+func (l *lossyRTP) drop() bool {
+	l.mu.Lock()
+	d := l.rng.Float64() < l.fraction
+	l.mu.Unlock()
+	if d {
+		l.dropped.Add(1)
+	}
+	return d
+}
+
+// lossyConn is the server's RTP socket with loss on the way out. It embeds the
+// *net.UDPConn because gortsplib also needs its SyscallConn and SetReadBuffer.
+type lossyConn struct {
+	*net.UDPConn
+	loss *lossyRTP
+}
+
+// WriteTo reports a dropped datagram as sent, as a lossy link would.
+func (c *lossyConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.loss.drop() {
+		return len(b), nil
+	}
+	return c.UDPConn.WriteTo(b, addr)
 }
