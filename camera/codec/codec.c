@@ -117,7 +117,7 @@ void ed_decoder_free(ed_decoder *d) {
 	av_free(d);
 }
 
-int ed_decoder_open(ed_decoder **out, const AVCodec *codec) {
+int ed_decoder_open(ed_decoder **out, const AVCodec *codec, int low_delay) {
 	*out = NULL;
 	ed_decoder *d = av_mallocz(sizeof(*d));
 	if (d == NULL) {
@@ -133,7 +133,9 @@ int ed_decoder_open(ed_decoder **out, const AVCodec *codec) {
 	// Frame threading holds back one frame per thread; live video wants each access
 	// unit out as soon as it is in, so only slice threading is allowed.
 	d->ctx->thread_type = FF_THREAD_SLICE;
-	d->ctx->flags |= AV_CODEC_FLAG_LOW_DELAY;
+	if (low_delay) {
+		d->ctx->flags |= AV_CODEC_FLAG_LOW_DELAY;
+	}
 	int ret = avcodec_open2(d->ctx, codec, NULL);
 	if (ret < 0) {
 		ed_decoder_free(d);
@@ -143,16 +145,25 @@ int ed_decoder_open(ed_decoder **out, const AVCodec *codec) {
 	return 0;
 }
 
-int ed_decoder_send_annexb(ed_decoder *d, const uint8_t *data, int size) {
+int ed_decoder_send_annexb(ed_decoder *d, const uint8_t *data, int size, int64_t pts) {
 	av_packet_unref(d->pkt);
 	int ret = av_new_packet(d->pkt, size);
 	if (ret < 0) {
 		return ret;
 	}
 	memcpy(d->pkt->data, data, size);
+	d->pkt->pts = pts;
+	d->pkt->dts = AV_NOPTS_VALUE; // live RTP carries no decoding time
 	ret = avcodec_send_packet(d->ctx, d->pkt);
 	av_packet_unref(d->pkt);
 	return ret;
+}
+
+int64_t ed_frame_pts(const ed_decoder *d) {
+	if (d->frame->pts != AV_NOPTS_VALUE) {
+		return d->frame->pts;
+	}
+	return d->frame->best_effort_timestamp;
 }
 
 int ed_decoder_frame_to_rgb(ed_decoder *d, uint8_t *rgb) {

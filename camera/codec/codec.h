@@ -53,11 +53,19 @@ typedef struct {
 	struct SwsContext *sws;
 } ed_decoder;
 
-int ed_decoder_open(ed_decoder **out, const AVCodec *codec);
+// ed_decoder_open allocates and opens a decoder. low_delay asks the decoder to output
+// every picture as soon as it is decoded, in decoding order (right for streams without
+// B-frames); without it pictures come out in display order after the reorder delay the
+// stream declares.
+int ed_decoder_open(ed_decoder **out, const AVCodec *codec, int low_delay);
 void ed_decoder_free(ed_decoder *d);
-// ed_decoder_send_annexb sends one access unit in Annex B form; data is copied into a
-// C-allocated packet, so the Go buffer is not retained.
-int ed_decoder_send_annexb(ed_decoder *d, const uint8_t *data, int size);
+// ed_decoder_send_annexb sends one access unit in Annex B form, presented at pts (any
+// unit; libavcodec hands it back on the picture in d->frame->pts, after reordering);
+// data is copied into a C-allocated packet, so the Go buffer is not retained.
+int ed_decoder_send_annexb(ed_decoder *d, const uint8_t *data, int size, int64_t pts);
+// ed_frame_pts is the presentation time libavcodec gives the picture in d->frame: the pts
+// of the packet it was coded in, or its best guess when that packet had none.
+int64_t ed_frame_pts(const ed_decoder *d);
 // ed_decoder_frame_to_rgb converts d->frame into packed RGB24 at rgb (3*width bytes a row),
 // honouring the frame's colour range and matrix.
 int ed_decoder_frame_to_rgb(ed_decoder *d, uint8_t *rgb);
