@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,7 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgedepth/edgedepth/camera"
+	"github.com/edgedepth/edgedepth/camera/calib"
+	"github.com/edgedepth/edgedepth/camera/rtsp"
 	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/camera/stereo"
 	"github.com/edgedepth/edgedepth/depth"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/health"
@@ -42,6 +46,7 @@ type Daemon struct {
 
 	publisher *telemetry.Publisher // nil when MQTT is off
 	ring      *camera.Ring         // pairs waiting for the depth estimator
+	closers   []io.Closer          // closed after the pipeline has stopped
 
 	previewMu sync.Mutex
 	preview   []byte // latest depth preview JPEG, for the HTTP viewer
@@ -78,12 +83,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The estimator holds C memory: close it once the pipeline has stopped, but never
-	// while a pipeline goroutine that outlived the shutdown timeout may still use it.
+	d.closers = append(d.closers, est)
+	// The estimator and the rectifier hold C memory: close them once the pipeline has
+	// stopped, but never while a pipeline goroutine that outlived the shutdown timeout
+	// may still use them.
 	pipelineStopped := true
 	defer func() {
 		if pipelineStopped {
-			est.Close()
+			for _, c := range d.closers {
+				c.Close()
+			}
 		}
 	}()
 
@@ -202,9 +211,7 @@ func (d *Daemon) newSource() (camera.Source, error) {
 		}
 		return sim.NewSource(w), nil
 	case "rtsp":
-		// The RTSP ingest (decode, pairing, rectification) is its own piece of work and
-		// not built yet; say so instead of pretending.
-		return nil, errors.New("source.kind rtsp: the RTSP camera source is not available in this version yet; use source.kind: sim, or serve the simulator over RTSP with `edgedepth sim serve`")
+		return d.newRTSPSource()
 	}
 	return nil, fmt.Errorf("source.kind: %q unknown", d.cfg.Source.Kind)
 }
@@ -266,4 +273,52 @@ func mqttSummary(c config.Config) string {
 		return c.MQTT.BrokerURL + " (embedded broker on " + c.MQTT.Embedded.Addr + ")"
 	}
 	return c.MQTT.BrokerURL
+}
+
+// newRTSPSource builds the stereo source of two RTSP cameras (or one side-by-side
+// stream) with the rectifier of the configured calibration. The rectifier holds C
+// memory; it is closed with the estimator, after the pipeline has stopped.
+func (d *Daemon) newRTSPSource() (camera.Source, error) {
+	r := d.cfg.Source.RTSP
+	cal, err := calib.Load(r.Calibration...)
+	if err != nil {
+		return nil, fmt.Errorf("source.rtsp.calibration: %w", err)
+	}
+	if r.CalibrationUnitM != 1 {
+		cal = cal.ScaleTranslation(r.CalibrationUnitM)
+	}
+	// The calibration's image size is the size the cameras must stream; a stream of
+	// another size fails to rectify with an error naming both sizes.
+	rect, err := calib.NewRectifier(cal, cal.Size, calib.Options{Alpha: r.Alpha})
+	if err != nil {
+		return nil, fmt.Errorf("source.rtsp.calibration: %w", err)
+	}
+	d.closers = append(d.closers, rect)
+	src := &stereo.Source{
+		Label:     "rtsp",
+		Rectifier: rect,
+		Config:    r.Pairing,
+		Health:    &d.health,
+		Log:       d.log.With("component", "camera"),
+	}
+	newCam := func(name string, c rtsp.Config) (*rtsp.Camera, error) {
+		cam, err := rtsp.New(name, c, d.log.With("component", "camera "+name))
+		if err != nil {
+			return nil, fmt.Errorf("source.rtsp.%s: %w", name, err)
+		}
+		return cam, nil
+	}
+	if r.SideBySide {
+		if src.SideBySide, err = newCam("left", r.Left); err != nil {
+			return nil, err
+		}
+		return src, nil
+	}
+	if src.Left, err = newCam("left", r.Left); err != nil {
+		return nil, err
+	}
+	if src.Right, err = newCam("right", r.Right); err != nil {
+		return nil, err
+	}
+	return src, nil
 }

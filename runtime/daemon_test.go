@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,12 +71,18 @@ func TestDaemonRunsAndStopsCleanly(t *testing.T) {
 	}
 }
 
-func TestDaemonRefusesRTSPSourceClearly(t *testing.T) {
+func TestDaemonNamesMissingCalibration(t *testing.T) {
 	cfg := config.Default()
 	cfg.Source.Kind = "rtsp"
+	cfg.Source.RTSP.Left.URL = "rtsp://127.0.0.1:1/left"
+	cfg.Source.RTSP.Right.URL = "rtsp://127.0.0.1:1/right"
+	cfg.Source.RTSP.Calibration = []string{filepath.Join(t.TempDir(), "stereo.yaml")}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	d := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
 	err := d.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "source.kind rtsp") || !strings.Contains(err.Error(), "sim serve") {
-		t.Fatalf("Run: %v; want an error naming source.kind rtsp and the alternative", err)
+	if err == nil || !strings.Contains(err.Error(), "source.rtsp.calibration") || !strings.Contains(err.Error(), "stereo.yaml") {
+		t.Fatalf("Run: %v; want an error naming source.rtsp.calibration and the file", err)
 	}
 }

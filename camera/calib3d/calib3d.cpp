@@ -10,6 +10,7 @@
 
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
 
 // Owns the matcher and the 16-bit fixed-point disparity it writes, so that repeated
 // calls on same-sized frames allocate nothing.
@@ -18,6 +19,13 @@ struct EdcvStereoSGBM {
 	cv::Mat raw;
 	int min_disparity;
 	int num_disparities;
+};
+
+// Owns one camera's rectification maps and the sizes they were made for, so that
+// remapping a frame checks its size against what the maps expect.
+struct EdcvRectifyMap {
+	cv::Mat map1, map2;
+	int src_w, src_h;
 };
 
 namespace {
@@ -134,6 +142,80 @@ void check_sgbm_params(const EdcvSGBMParams& p) {
 	}
 }
 
+
+// check_matrix rejects a missing, empty or non-floating-point matrix, or one whose
+// shape is not rows x cols. OpenCV would assert on most of these too, but with a
+// message that names its own internal variable instead of the argument.
+void check_matrix(const char* name, EdcvMat m, int rows, int cols) {
+	if (m == nullptr) {
+		throw ArgumentError(std::string(name) + " is nil");
+	}
+	if (m->empty() || m->rows != rows || m->cols != cols || m->channels() != 1 ||
+	    (m->depth() != CV_32F && m->depth() != CV_64F)) {
+		throw ArgumentError(std::string(name) + " is " + describe(*m) + ", want " +
+		                    std::to_string(cols) + "x" + std::to_string(rows) +
+		                    " CV_32FC1 or CV_64FC1");
+	}
+}
+
+// check_vector accepts an n-element row or column vector of floats.
+void check_vector(const char* name, EdcvMat m, int n) {
+	if (m == nullptr) {
+		throw ArgumentError(std::string(name) + " is nil");
+	}
+	if (m->total() != size_t(n) || (m->rows != 1 && m->cols != 1) || m->channels() != 1 ||
+	    (m->depth() != CV_32F && m->depth() != CV_64F)) {
+		throw ArgumentError(std::string(name) + " is " + describe(*m) + ", want " +
+		                    std::to_string(n) + " CV_32F or CV_64F values in a row or column");
+	}
+}
+
+// check_distortion accepts no coefficients (an ideal pinhole) or OpenCV's 4, 5, 8, 12
+// or 14 in a row or column of floats.
+void check_distortion(const char* name, EdcvMat m) {
+	if (m == nullptr) {
+		throw ArgumentError(std::string(name) + " is nil");
+	}
+	if (m->empty()) {
+		return;
+	}
+	const size_t n = m->total();
+	if ((n != 4 && n != 5 && n != 8 && n != 12 && n != 14) || (m->rows != 1 && m->cols != 1) ||
+	    m->channels() != 1 || (m->depth() != CV_32F && m->depth() != CV_64F)) {
+		throw ArgumentError(std::string(name) + " is " + describe(*m) +
+		                    ", want 4, 5, 8, 12 or 14 CV_32F or CV_64F coefficients");
+	}
+}
+
+void check_size(const char* what, int w, int h) {
+	if (w <= 0 || h <= 0) {
+		throw ArgumentError(std::string(what) + " " + std::to_string(w) + "x" +
+		                    std::to_string(h) + " must be positive");
+	}
+}
+
+void check_out(const char* name, EdcvMat m) {
+	if (m == nullptr) {
+		throw ArgumentError("output " + std::string(name) + " is nil");
+	}
+}
+
+void check_map1_type(int t) {
+	if (t != CV_16SC2 && t != CV_32FC1 && t != CV_32FC2) {
+		throw ArgumentError("map type " + cv::typeToString(t) +
+		                    ", want CV_16SC2, CV_32FC1 or CV_32FC2");
+	}
+}
+
+EdcvRect to_rect(const cv::Rect& r) {
+	EdcvRect out;
+	out.x = r.x;
+	out.y = r.y;
+	out.width = r.width;
+	out.height = r.height;
+	return out;
+}
+
 }  // namespace
 
 extern "C" {
@@ -230,6 +312,166 @@ EdcvStatus edcv_sgbm_compute(EdcvStereoSGBM* s, EdcvMat left, EdcvMat right, Edc
 				d[x] = r[x] < threshold ? invalid : float(r[x]) * scale;
 			}
 		}
+	});
+}
+
+EdcvStatus edcv_stereo_rectify(EdcvMat k1, EdcvMat d1, EdcvMat k2, EdcvMat d2, int width,
+                               int height, EdcvMat r, EdcvMat t, int flags, double alpha,
+                               int new_w, int new_h, EdcvMat r1, EdcvMat r2, EdcvMat p1,
+                               EdcvMat p2, EdcvMat q, EdcvRect* roi1, EdcvRect* roi2) {
+	return guarded([&] {
+		check_matrix("K1", k1, 3, 3);
+		check_matrix("K2", k2, 3, 3);
+		check_distortion("D1", d1);
+		check_distortion("D2", d2);
+		check_size("image size", width, height);
+		if (new_w != 0 || new_h != 0) {
+			check_size("new image size", new_w, new_h);
+		}
+		if (r == nullptr) {
+			throw ArgumentError("R is nil");
+		}
+		if (r->total() == 3) {
+			check_vector("R (Rodrigues)", r, 3);
+		} else {
+			check_matrix("R", r, 3, 3);
+		}
+		check_vector("T", t, 3);
+		// OpenCV takes -1 ("let OpenCV choose") or a scale in [0, 1]; anything else
+		// silently extrapolates the crop.
+		if (!(alpha == -1 || (alpha >= 0 && alpha <= 1))) {
+			throw ArgumentError("alpha " + std::to_string(alpha) + " must be -1 or in [0, 1]");
+		}
+		check_out("R1", r1);
+		check_out("R2", r2);
+		check_out("P1", p1);
+		check_out("P2", p2);
+		check_out("Q", q);
+		cv::Rect v1, v2;
+		cv::stereoRectify(*k1, *d1, *k2, *d2, cv::Size(width, height), *r, *t, *r1, *r2, *p1,
+		                  *p2, *q, flags, alpha, cv::Size(new_w, new_h), &v1, &v2);
+		if (roi1 != nullptr) {
+			*roi1 = to_rect(v1);
+		}
+		if (roi2 != nullptr) {
+			*roi2 = to_rect(v2);
+		}
+	});
+}
+
+EdcvStatus edcv_init_undistort_rectify_map(EdcvMat k, EdcvMat d, EdcvMat r, EdcvMat p,
+                                           int width, int height, int map1_type,
+                                           EdcvMat map1, EdcvMat map2) {
+	return guarded([&] {
+		check_matrix("K", k, 3, 3);
+		check_distortion("D", d);
+		if (r == nullptr) {
+			throw ArgumentError("R is nil");
+		}
+		if (!r->empty()) { // empty means identity, as in OpenCV
+			check_matrix("R", r, 3, 3);
+		}
+		if (p == nullptr) {
+			throw ArgumentError("P is nil");
+		}
+		if (!p->empty()) { // empty means K, as in OpenCV
+			if (p->cols == 4) {
+				check_matrix("P", p, 3, 4);
+			} else {
+				check_matrix("P", p, 3, 3);
+			}
+		}
+		check_size("map size", width, height);
+		check_map1_type(map1_type);
+		check_out("map1", map1);
+		check_out("map2", map2);
+		cv::initUndistortRectifyMap(*k, *d, *r, *p, cv::Size(width, height), map1_type,
+		                            *map1, *map2);
+	});
+}
+
+EdcvStatus edcv_remap(EdcvMat src, EdcvMat dst, EdcvMat map1, EdcvMat map2,
+                      int interpolation, int border_mode, double border_value) {
+	return guarded([&] {
+		if (src == nullptr || map1 == nullptr || map2 == nullptr) {
+			throw ArgumentError("nil source or map");
+		}
+		check_out("dst", dst);
+		if (src->empty() || map1->empty()) {
+			throw ArgumentError("empty source (" + describe(*src) + ") or map1 (" +
+			                    describe(*map1) + ")");
+		}
+		if (src == dst) {
+			throw ArgumentError("src and dst are the same Mat; remap cannot work in place");
+		}
+		cv::remap(*src, *dst, *map1, *map2, interpolation, border_mode,
+		          cv::Scalar::all(border_value));
+	});
+}
+
+EdcvStatus edcv_rectify_map_new(EdcvMat k, EdcvMat d, EdcvMat r, EdcvMat p, int src_w,
+                                int src_h, int dst_w, int dst_h, int map1_type,
+                                EdcvRectifyMap** out) {
+	if (out != nullptr) {
+		*out = nullptr;
+	}
+	EdcvRectifyMap* m = nullptr;
+	EdcvStatus st = guarded([&] {
+		if (out == nullptr) {
+			throw ArgumentError("nil output handle");
+		}
+		check_size("source size", src_w, src_h);
+		m = new EdcvRectifyMap();
+		m->src_w = src_w;
+		m->src_h = src_h;
+	});
+	if (st.code != EDCV_OK) {
+		return st;
+	}
+	st = edcv_init_undistort_rectify_map(k, d, r, p, dst_w, dst_h, map1_type, &m->map1,
+	                                     &m->map2);
+	if (st.code != EDCV_OK) {
+		delete m;
+		return st;
+	}
+	*out = m;
+	return st;
+}
+
+void edcv_rectify_map_free(EdcvRectifyMap* m) {
+	// cv::Mat's destructor does not throw.
+	delete m;
+}
+
+EdcvStatus edcv_rectify_map_remap_packed(EdcvRectifyMap* m, const unsigned char* src,
+                                         int src_w, int src_h, int channels,
+                                         unsigned char* dst, int dst_w, int dst_h) {
+	return guarded([&] {
+		if (m == nullptr || src == nullptr || dst == nullptr) {
+			throw ArgumentError("nil map or buffer");
+		}
+		if (channels < 1 || channels > 4) {
+			throw ArgumentError(std::to_string(channels) + " channels, want 1 to 4");
+		}
+		if (src_w != m->src_w || src_h != m->src_h) {
+			throw ArgumentError("source image is " + std::to_string(src_w) + "x" +
+			                    std::to_string(src_h) + ", the map was made for " +
+			                    std::to_string(m->src_w) + "x" + std::to_string(m->src_h));
+		}
+		if (dst_w != m->map1.cols || dst_h != m->map1.rows) {
+			throw ArgumentError("destination image is " + std::to_string(dst_w) + "x" +
+			                    std::to_string(dst_h) + ", the map makes " +
+			                    std::to_string(m->map1.cols) + "x" +
+			                    std::to_string(m->map1.rows));
+		}
+		// Headers over the caller's memory: no copy in, no copy out.
+		const cv::Mat s(src_h, src_w, CV_8UC(channels), const_cast<unsigned char*>(src));
+		cv::Mat d(dst_h, dst_w, CV_8UC(channels), dst);
+		cv::remap(s, d, m->map1, m->map2, cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+		          cv::Scalar::all(0));
+		// remap re-creates dst only when its size or type differ, which the checks above
+		// exclude; were it ever to, the result would land in a buffer nobody reads.
+		CV_Assert(d.data == dst);
 	});
 }
 

@@ -71,6 +71,58 @@ void edcv_sgbm_free(EdcvStereoSGBM* s);
 // min_disparity - 1.
 EdcvStatus edcv_sgbm_compute(EdcvStereoSGBM* s, EdcvMat left, EdcvMat right, EdcvMat disp);
 
+
+// ---- Stereo rectification (cv::stereoRectify, cv::initUndistortRectifyMap, cv::remap) ----
+
+// EdcvRect is a cv::Rect: x, y of the top-left corner, width and height in pixels.
+typedef struct EdcvRect {
+	int x, y, width, height;
+} EdcvRect;
+
+// edcv_stereo_rectify wraps cv::stereoRectify. k1, k2 are 3x3 camera matrices; d1, d2
+// distortion coefficients (4, 5, 8, 12 or 14, or empty); r a 3x3 rotation (or 3x1
+// Rodrigues vector) and t a 3-vector taking points from camera 1 to camera 2
+// (X2 = R·X1 + T). The outputs r1, r2 (3x3), p1, p2 (3x4) and q (4x4) are (re)created as
+// CV_64FC1. new_w, new_h of 0 mean "the input size". roi1, roi2 may be NULL.
+EdcvStatus edcv_stereo_rectify(EdcvMat k1, EdcvMat d1, EdcvMat k2, EdcvMat d2, int width,
+                               int height, EdcvMat r, EdcvMat t, int flags, double alpha,
+                               int new_w, int new_h, EdcvMat r1, EdcvMat r2, EdcvMat p1,
+                               EdcvMat p2, EdcvMat q, EdcvRect* roi1, EdcvRect* roi2);
+
+// edcv_init_undistort_rectify_map wraps cv::initUndistortRectifyMap: for every pixel of
+// the rectified width x height image, where to sample the raw image. map1_type is
+// CV_16SC2 (fixed point, with map2 CV_16UC1 interpolation indices: the fast form for
+// remap), CV_32FC1 (map1 = x, map2 = y) or CV_32FC2 (map1 = x,y; map2 empty).
+EdcvStatus edcv_init_undistort_rectify_map(EdcvMat k, EdcvMat d, EdcvMat r, EdcvMat p,
+                                           int width, int height, int map1_type,
+                                           EdcvMat map1, EdcvMat map2);
+
+// edcv_remap wraps cv::remap: dst (re-created with the size of map1 and the type of
+// src when they differ) takes src sampled where the maps point. Pixels that map outside
+// src get border_value (the same value in every channel) with BORDER_CONSTANT.
+EdcvStatus edcv_remap(EdcvMat src, EdcvMat dst, EdcvMat map1, EdcvMat map2,
+                      int interpolation, int border_mode, double border_value);
+
+// EdcvRectifyMap owns the pair of maps of one camera, so that a caller remapping every
+// frame of a stream holds one object instead of two Mats.
+typedef struct EdcvRectifyMap EdcvRectifyMap;
+
+// edcv_rectify_map_new computes the maps as edcv_init_undistort_rectify_map does and
+// keeps them. The source size is what remap_packed will accept.
+EdcvStatus edcv_rectify_map_new(EdcvMat k, EdcvMat d, EdcvMat r, EdcvMat p, int src_w,
+                                int src_h, int dst_w, int dst_h, int map1_type,
+                                EdcvRectifyMap** out);
+void edcv_rectify_map_free(EdcvRectifyMap* m);
+
+// edcv_rectify_map_remap_packed remaps a packed 8-bit image (rows of src_w·channels bytes,
+// no padding) of the source size into dst, a packed buffer of the destination size with
+// the same channel count. Neither buffer is copied or kept: OpenCV reads src and writes
+// dst in place, during the call only. Linear interpolation; pixels that map outside the
+// source are black.
+EdcvStatus edcv_rectify_map_remap_packed(EdcvRectifyMap* m, const unsigned char* src,
+                                         int src_w, int src_h, int channels,
+                                         unsigned char* dst, int dst_w, int dst_h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,13 +12,18 @@
 // reaches cgo aborts the process. Every shim function therefore runs its body inside one
 // guard that catches cv::Exception, std::exception and anything else and returns a
 // status; statusError turns that status into an *Error. Adding an operation
-// (stereoRectify, initUndistortRectifyMap, remap, stereoCalibrate) means: a C function
-// in calib3d.h whose body is wrapped in guarded(...), and a Go function that calls it and
-// passes the status to statusError.
+// (stereoCalibrate is the next one wanted) means: a C function in calib3d.h whose body is
+// wrapped in guarded(...), and a Go function that calls it and passes the status to
+// statusError.
+//
+// Rectification comes in two forms: StereoRectify, InitUndistortRectifyMap and Remap
+// mirror OpenCV's functions over gocv Mats; RectifyMap keeps one camera's maps in C++
+// and remaps packed 8-bit images straight from and into Go byte slices, which is what a
+// stream wants (no Mat wrapping, no copies).
 //
 // # Lifecycle
 //
-// Objects that own C++ memory (StereoSGBM) have an explicit Close. A cleanup attached at
+// Objects that own C++ memory (StereoSGBM, RectifyMap) have an explicit Close. A cleanup attached at
 // creation frees an object that was dropped without Close, as a safety net only, and
 // LiveObjects counts what is still allocated so tests can check it returns to zero.
 // gocv Mats passed in stay owned by the caller.

@@ -8,7 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/edgedepth/edgedepth/camera/rtsp"
 	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/camera/stereo"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
@@ -49,23 +51,31 @@ type Source struct {
 	RTSP RTSP       `yaml:"rtsp"`
 }
 
-// RTSP configures a pair of RTSP cameras (or one side-by-side stream).
+// RTSP configures a pair of RTSP cameras, or one side-by-side stream.
 type RTSP struct {
-	Left  Camera `yaml:"left"`
-	Right Camera `yaml:"right"`
-	// Calibration is the stereo calibration file (OpenCV YAML: K1, D1, K2, D2, R, T).
-	Calibration string `yaml:"calibration"`
-}
-
-// Camera is one RTSP camera.
-type Camera struct {
-	// URL is rtsp:// or rtsps://, credentials allowed (rtsp://user:pass@host/path).
-	URL string `yaml:"url"`
-	// Transport is auto (UDP, falling back to TCP), udp or tcp. Default: auto.
-	Transport string `yaml:"transport"`
-	// Decoder is the libavcodec decoder name ("" = the codec's default; h264_nvv4l2dec
-	// on a Jetson, h264_cuvid with NVDEC).
-	Decoder string `yaml:"decoder"`
+	// Left and Right are the cameras (camera/rtsp.Config documents every key: url,
+	// transport, decoder, username, password_file, password_env, read_timeout, ...).
+	// With side_by_side, Left is the one stream and Right stays empty.
+	Left  rtsp.Config `yaml:"left"`
+	Right rtsp.Config `yaml:"right"`
+	// SideBySide: one stream carries both eyes, the left eye in the left half.
+	// Default: false.
+	SideBySide bool `yaml:"side_by_side"`
+	// Calibration lists the stereo calibration file(s): one OpenCV cv::FileStorage
+	// YAML/XML file (K1, D1, K2, D2, R, T, image size), OpenCV's stereo_calib pair
+	// (intrinsics.yml, extrinsics.yml), or two ROS camera_info files (left, right).
+	Calibration []string `yaml:"calibration"`
+	// CalibrationUnitM is the length of the calibration's translation unit in metres:
+	// 1 when T is in metres (default), 0.001 for millimetres, the square size in
+	// metres when T counts chessboard squares.
+	CalibrationUnitM float64 `yaml:"calibration_unit_m"`
+	// Alpha picks the rectified field of view: 0 keeps only pixels seen by both raw
+	// images (default), 1 keeps every raw pixel with black borders.
+	Alpha float64 `yaml:"alpha"`
+	// Pairing tunes how left and right frames are matched by capture time
+	// (camera/stereo.Config: pair_tolerance, frame_period, buffer_frames, drift_window,
+	// drift_warn_ms_per_min, stall_timeout).
+	Pairing stereo.Config `yaml:"pairing"`
 }
 
 // Depth configures the depth estimator and what is published of it.
@@ -126,8 +136,10 @@ func Default() Config {
 			RingSize: 3,
 			Sim:      sim.DefaultConfig(),
 			RTSP: RTSP{
-				Left:  Camera{Transport: "auto"},
-				Right: Camera{Transport: "auto"},
+				Left:             rtsp.Config{}.WithDefaults(),
+				Right:            rtsp.Config{}.WithDefaults(),
+				CalibrationUnitM: 1,
+				Pairing:          stereo.DefaultConfig(),
 			},
 		},
 		Depth: Depth{

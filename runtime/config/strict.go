@@ -190,6 +190,12 @@ func setFromString(f reflect.Value, s string) error {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(s)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("cannot be set from the environment (type %s)", f.Type())
+		}
+		parts := strings.Split(s, ",")
+		f.Set(reflect.ValueOf(parts).Convert(f.Type()))
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

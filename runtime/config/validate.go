@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/url"
 	"strings"
 
 	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/camera/stereo"
 )
 
 // Validate checks every field and returns all problems at once, each naming the key
@@ -35,18 +35,27 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Source.Kind == "rtsp" {
-		for _, cam := range []struct {
-			key string
-			c   Camera
-		}{{"source.rtsp.left", c.Source.RTSP.Left}, {"source.rtsp.right", c.Source.RTSP.Right}} {
-			u, err := url.Parse(cam.c.URL)
-			if cam.c.URL == "" || err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-				v.addf("%s.url: %q is not an rtsp:// or rtsps:// URL with a host", cam.key, cam.c.URL)
-			}
-			v.oneOf(cam.key+".transport", cam.c.Transport, "auto", "udp", "tcp")
+		r := c.Source.RTSP
+		if err := r.Left.Validate(); err != nil {
+			v.addf("source.rtsp.left: %v", err)
 		}
-		if c.Source.RTSP.Calibration == "" {
-			v.addf("source.rtsp.calibration: empty: real cameras need a stereo calibration file (OpenCV YAML)")
+		if r.SideBySide {
+			if r.Right.URL != "" {
+				v.addf("source.rtsp.right.url: must be empty with side_by_side (left is the one stream)")
+			}
+		} else if err := r.Right.Validate(); err != nil {
+			v.addf("source.rtsp.right: %v", err)
+		}
+		if len(r.Calibration) == 0 {
+			v.addf("source.rtsp.calibration: empty: real cameras need a stereo calibration (OpenCV YAML/XML or two ROS camera_info files)")
+		}
+		v.rangeF("source.rtsp.calibration_unit_m", r.CalibrationUnitM, 1e-6, 1000)
+		v.rangeF("source.rtsp.alpha", r.Alpha, 0, 1)
+		var ce *stereo.ConfigError
+		if err := r.Pairing.Validate(); errors.As(err, &ce) {
+			v.addf("source.rtsp.pairing.%s %s", ce.Key, ce.Problem)
+		} else if err != nil {
+			v.addf("source.rtsp.pairing: %v", err)
 		}
 	}
 
