@@ -2,8 +2,10 @@ package hiltests
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,33 @@ func TestIngestSurvivesUDPLoss(t *testing.T) {
 		t.Fatalf("no lost packets counted under 5%% UDP loss: %+v", st)
 	}
 	t.Logf("under 5%% loss: %+v", st)
+}
+
+// TestProbeCommand: `edgedepth probe --json` against GStreamer's RTSP server reports both
+// cameras' codec and size and the pairs it made.
+func TestProbeCommand(t *testing.T) {
+	gst := rtsptest.StartGStreamer(t, rtsptest.GstOptions{Codec: "h264", Width: 320, Height: 240, FPS: 10})
+	code, out := runOnce(t, "probe", "--seconds", "4", "--json", "--transport", "tcp", gst.URL("left"), gst.URL("right"))
+	if code != 0 {
+		t.Fatalf("probe: exit %d\n%s", code, out)
+	}
+	var rep struct {
+		Cameras []struct {
+			Width, Height int
+			FPS           float64
+			Details       map[string]any
+		}
+		Pairs uint64
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("probe --json output: %v\n%s", err, out)
+	}
+	if len(rep.Cameras) != 2 || rep.Pairs < 10 {
+		t.Fatalf("probe saw %d cameras and %d pairs in 4 s at 10 fps:\n%s", len(rep.Cameras), rep.Pairs, out)
+	}
+	for _, c := range rep.Cameras {
+		if c.Width != 320 || c.Height != 240 || c.Details["codec"] != "h264" || c.FPS < 5 {
+			t.Fatalf("camera report %+v, want 320x240 h264 at about 10 fps", c)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -81,6 +82,25 @@ type Stats struct {
 	JitterMs float64
 	// Transport is "udp" or "tcp" once playing.
 	Transport string
+}
+
+// Describe reports the stream for `edgedepth probe` (it satisfies stereo.Describer):
+// codec, decoder, transport, jitter and the loss counters.
+func (c *Camera) Describe() map[string]any {
+	st := c.Stats()
+	return map[string]any{
+		"url":          Redact(c.cfg.URL),
+		"codec":        st.Codec,
+		"decoder":      st.Decoder,
+		"transport":    st.Transport,
+		"jitter_ms":    math.Round(st.JitterMs*100) / 100,
+		"corrupt":      st.Corrupt,
+		"lost_packets": st.LostPackets,
+		"skipped":      st.Skipped,
+		"dropped":      st.Dropped,
+		"out_of_order": st.OutOfOrder,
+		"reconnects":   st.Reconnects,
+	}
 }
 
 // Camera is one RTSP camera as a camera.MonoSource. Create it with New.

@@ -30,8 +30,11 @@ Usage:
 
 Commands:
   run       run the daemon (default config: the simulated stereo rig, SGBM depth,
-            an embedded MQTT broker on 127.0.0.1:1883, HTTP on 127.0.0.1:8080)
+            an embedded MQTT broker on 127.0.0.1:1883, HTTP on 127.0.0.1:8080;
+            source.kind rtsp for two RTSP cameras)
   doctor    check this machine: build, OpenCV, CUDA, cameras, broker, data directory
+  probe     pull two RTSP cameras (or one side-by-side stream) for a few seconds and
+            say what they deliver and how well they pair
   sim       the simulated stereo world: run the daemon on it, serve it over RTSP,
             or write a sequence to disk (edgedepth sim -h)
   version   print the version
@@ -64,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDoctor(rest, stdout, stderr)
 	case "sim":
 		err = cmdSim(rest, stdout, stderr)
+	case "probe":
+		err = cmdProbe(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "edgedepth", buildVersion())
 		return 0
