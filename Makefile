@@ -8,7 +8,9 @@ VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 # Debian 12 packages: to build and run, and in addition to test.
 RUN_DEBS  := pkg-config libopencv-dev libavcodec-dev libavutil-dev libswscale-dev
-TEST_DEBS := $(RUN_DEBS) mosquitto mosquitto-clients ffmpeg
+TEST_DEBS := $(RUN_DEBS) mosquitto mosquitto-clients ffmpeg opencv-doc \
+	gstreamer1.0-tools gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 
 .PHONY: help run build test bench fuzz vet deps test-deps clean
 
@@ -38,7 +40,7 @@ vet: ## go vet
 deps: ## check (and as root, install) the Debian packages needed to build and run
 	@DEBS="$(RUN_DEBS)" sh scripts/debs.sh
 
-test-deps: ## the same for the packages the tests need (mosquitto, ffmpeg)
+test-deps: ## the same for the packages the tests need (mosquitto, ffmpeg, GStreamer's RTSP server, opencv-doc)
 	@DEBS="$(TEST_DEBS)" sh scripts/debs.sh
 
 clean: ## remove build outputs
