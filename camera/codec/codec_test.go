@@ -135,7 +135,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("frame %d: EncodeAU: ok=%v err=%v (zero-latency settings must give every frame back at once)", i, ok, err)
 		}
-		if got, want := au.PTS, ticksToDuration(durationToTicks(pts)); got != want {
+		if got, want := au.PTS, TicksToDuration(DurationToTicks(pts)); got != want {
 			t.Errorf("frame %d: PTS %v, want %v", i, got, want)
 		}
 		if want := i%gop == 0; au.IDR != want {
@@ -219,8 +219,8 @@ func TestPTSMustGrow(t *testing.T) {
 
 func TestTicksRoundTrip(t *testing.T) {
 	for _, ticks := range []int64{0, 1, 2, 3000, 3003, 89999, 90000, 1<<40 + 7, -1, -3000} {
-		if got := durationToTicks(ticksToDuration(ticks)); got != ticks {
-			t.Errorf("ticks %d -> %v -> %d", ticks, ticksToDuration(ticks), got)
+		if got := DurationToTicks(TicksToDuration(ticks)); got != ticks {
+			t.Errorf("ticks %d -> %v -> %d", ticks, TicksToDuration(ticks), got)
 		}
 	}
 }

@@ -245,7 +245,7 @@ func (e *H264Encoder) EncodeAU(img camera.Image, pts time.Duration) (au AccessUn
 		return AccessUnit{}, false, fmt.Errorf("%w: image is %dx%d with %d bytes, encoder takes %dx%d RGB (%d bytes): open a new encoder for another size",
 			ErrConfig, img.Width, img.Height, len(img.Pix), e.cfg.Width, e.cfg.Height, 3*e.cfg.Width*e.cfg.Height)
 	}
-	ticks := durationToTicks(pts)
+	ticks := DurationToTicks(pts)
 	if e.sent && ticks <= e.lastPTS {
 		ticks = e.lastPTS + 1
 	}
@@ -301,7 +301,7 @@ func (e *H264Encoder) receive() error {
 				e.pps = n
 			}
 		}
-		au := AccessUnit{NALUs: nalus, PTS: ticksToDuration(pts), IDR: IsIDR(nalus)}
+		au := AccessUnit{NALUs: nalus, PTS: TicksToDuration(pts), IDR: IsIDR(nalus)}
 		if au.IDR {
 			au.NALUs = withParameterSets(nalus, e.sps, e.pps)
 		}
@@ -320,9 +320,9 @@ func (e *H264Encoder) Close() {
 	e.pending = nil
 }
 
-// durationToTicks and ticksToDuration convert between time and the 90 kHz RTP clock,
+// DurationToTicks and TicksToDuration convert between time and the 90 kHz RTP clock,
 // rounding both ways so that a tick count survives the round trip exactly.
-func durationToTicks(d time.Duration) int64 {
+func DurationToTicks(d time.Duration) int64 {
 	n := int64(d) * 9 // 90000 ticks / 1e9 ns = 9 / 100000
 	if n < 0 {
 		return (n - 50000) / 100000
@@ -330,7 +330,8 @@ func durationToTicks(d time.Duration) int64 {
 	return (n + 50000) / 100000
 }
 
-func ticksToDuration(t int64) time.Duration {
+// TicksToDuration is the inverse of DurationToTicks.
+func TicksToDuration(t int64) time.Duration {
 	n := t * 100000
 	if n < 0 {
 		return time.Duration((n - 4) / 9)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
-	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
@@ -158,7 +157,7 @@ func (e *h264Encoder) descChanged() bool {
 }
 
 func (e *h264Encoder) encode(img camera.Image, ticks int64) ([]*rtp.Packet, int64, bool, error) {
-	au, ok, err := e.enc.EncodeAU(img, ticksToDuration(ticks))
+	au, ok, err := e.enc.EncodeAU(img, codec.TicksToDuration(ticks))
 	if err != nil || !ok {
 		return nil, 0, false, err
 	}
@@ -171,7 +170,7 @@ func (e *h264Encoder) encode(img camera.Image, ticks int64) ([]*rtp.Packet, int6
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("rtp/h264: %w", err)
 	}
-	return pkts, durationToTicks(au.PTS), true, nil
+	return pkts, codec.DurationToTicks(au.PTS), true, nil
 }
 
 func (e *h264Encoder) close() {
@@ -179,23 +178,4 @@ func (e *h264Encoder) close() {
 		e.enc.Close()
 		e.enc = nil
 	}
-}
-
-// durationToTicks and ticksToDuration convert between time and the 90 kHz RTP clock,
-// rounding both ways so that tick counts survive the round trip through the encoder
-// exactly (as camera/codec does).
-func durationToTicks(d time.Duration) int64 {
-	n := int64(d) * 9 // 90000 ticks / 1e9 ns
-	if n < 0 {
-		return (n - 50000) / 100000
-	}
-	return (n + 50000) / 100000
-}
-
-func ticksToDuration(t int64) time.Duration {
-	n := t * 100000
-	if n < 0 {
-		return time.Duration((n - 4) / 9)
-	}
-	return time.Duration((n + 4) / 9)
 }

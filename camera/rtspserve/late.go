@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/edgedepth/edgedepth/camera/codec"
 	"github.com/pion/rtp"
 )
 
@@ -36,7 +37,7 @@ func newLateQueue() *lateQueue {
 // ctx ended first.
 func (q *lateQueue) push(ctx context.Context, pic picture, cfg LateEye) bool {
 	if !cfg.TransportOnly {
-		pic.ts += uint32(durationToTicks(cfg.Delay))
+		pic.ts += uint32(codec.DurationToTicks(cfg.Delay))
 		pic.captured = pic.captured.Add(cfg.Delay)
 	}
 	// The encoders reuse their buffers for the next picture, which is encoded before

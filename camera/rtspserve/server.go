@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 	"github.com/bluenviron/gortsplib/v5/pkg/ntp"
+	"github.com/edgedepth/edgedepth/camera/codec"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
@@ -352,7 +353,7 @@ func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.
 		}
 		// RTP time is capture time since the first pair on the 90 kHz video clock; it
 		// must grow, so a capture time that does not is moved one tick on.
-		ticks := durationToTicks(capture.Sub(first))
+		ticks := codec.DurationToTicks(capture.Sub(first))
 		if ticks <= lastTicks {
 			ticks = lastTicks + 1
 		}
@@ -394,7 +395,7 @@ func (s *Server) serve(ctx context.Context, srv *gortsplib.Server, ring *camera.
 			pic := picture{
 				pkts:     res[i].pkts,
 				ts:       base + uint32(res[i].ticks),
-				captured: first.Add(ticksToDuration(res[i].ticks)),
+				captured: first.Add(codec.TicksToDuration(res[i].ticks)),
 			}
 			if e.late != nil {
 				if !e.late.push(ctx, pic, s.cfg.Late) {
