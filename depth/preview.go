@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"math"
+	"sort"
 	"sync"
 )
 
@@ -109,4 +110,28 @@ func EncodePreviewJPEG(m Map, minM, maxM float64, quality int) ([]byte, error) {
 		return nil, fmt.Errorf("depth: preview: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// PreviewRange picks the depth range a preview should span for m: the 2nd and 98th
+// percentiles of its valid depths (sampled on a sparse grid: it runs on every preview),
+// so that the colours spread over what the camera sees rather than over the configured
+// limits, where most of a scene would share one colour. It returns ok false when m has
+// too few valid pixels to tell.
+func PreviewRange(m Map) (minM, maxM float64, ok bool) {
+	const step = 7 // about 1 pixel in 50: plenty for two percentiles
+	var zs []float64
+	for i := 0; i < len(m.M); i += step {
+		if z := m.M[i]; z > 0 {
+			zs = append(zs, float64(z))
+		}
+	}
+	if len(zs) < 16 {
+		return 0, 0, false
+	}
+	sort.Float64s(zs)
+	minM, maxM = zs[len(zs)*2/100], zs[len(zs)*98/100]
+	if !(maxM > minM) {
+		return 0, 0, false
+	}
+	return minM, maxM, true
 }

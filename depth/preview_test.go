@@ -121,3 +121,17 @@ func BenchmarkPreviewJPEG(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes/preview")
 }
+
+func TestPreviewRange(t *testing.T) {
+	m := NewMap(100, 10)
+	for i := range m.M {
+		m.M[i] = 1 + 9*float32(i)/float32(len(m.M)) // 1 m to 10 m
+	}
+	lo, hi, ok := PreviewRange(m)
+	if !ok || lo < 1 || lo > 1.5 || hi < 9.5 || hi > 10 {
+		t.Fatalf("PreviewRange = %g, %g, %v; want about the 2nd and 98th percentile of 1..10 m", lo, hi, ok)
+	}
+	if _, _, ok := PreviewRange(NewMap(100, 10)); ok {
+		t.Fatal("PreviewRange of an all-invalid map reported a range")
+	}
+}

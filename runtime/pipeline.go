@@ -119,7 +119,11 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, est depth.Esti
 		}
 		if previewEvery > 0 && t0.Sub(lastPreview) >= previewEvery {
 			lastPreview = t0
-			jpg, err := depth.EncodePreviewJPEG(m, d.cfg.Depth.MinDepthM, d.cfg.Depth.MaxDepthM, d.cfg.Depth.PreviewQuality)
+			lo, hi, ok := depth.PreviewRange(m)
+			if !ok {
+				lo, hi = d.cfg.Depth.MinDepthM, d.cfg.Depth.MaxDepthM
+			}
+			jpg, err := depth.EncodePreviewJPEG(m, lo, hi, d.cfg.Depth.PreviewQuality)
 			if err == nil {
 				d.previewMu.Lock()
 				d.preview = jpg
