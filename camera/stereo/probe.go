@@ -65,15 +65,33 @@ type CameraReport struct {
 // returns an error when src is misconfigured, or ctx's error (with what was seen so far)
 // when ctx ends before d. Camera failures are in the report, not errors.
 func Probe(ctx context.Context, src *Source, d time.Duration) (Report, error) {
-	pctx, cancel := context.WithTimeout(ctx, d)
+	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
-	if err := src.run(pctx, func(camera.StereoFrame) {}, false); err != nil {
-		return Report{}, err
+	done := make(chan error, 1)
+	go func() { done <- src.run(pctx, func(camera.StereoFrame) {}, false) }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	// The statistics are read while the cameras still run: stopping them flushes the
+	// pairer, and with it the recent pairs that the offset and drift come from.
+	var st Stats
+	select {
+	case err := <-done: // misconfigured (or ctx ended at once)
+		if err != nil {
+			return Report{}, err
+		}
+		st = src.Stats()
+	case <-timer.C:
+		st = src.Stats()
+	case <-ctx.Done():
+		st = src.Stats()
 	}
 	elapsed := time.Since(start)
-	rep := report(src, src.Stats(), elapsed)
-	return rep, ctx.Err()
+	cancel()
+	if err := <-done; err != nil {
+		return Report{}, err
+	}
+	return report(src, st, elapsed), ctx.Err()
 }
 
 // ProbeCameras probes two cameras with the default pairing config.
