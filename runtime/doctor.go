@@ -9,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"time"
 
+	"github.com/edgedepth/edgedepth/camera/calib"
 	"github.com/edgedepth/edgedepth/camera/calib3d"
+	"github.com/edgedepth/edgedepth/camera/rtsp"
 	"github.com/edgedepth/edgedepth/camera/sim"
 	"github.com/edgedepth/edgedepth/runtime/config"
 )
@@ -35,13 +38,13 @@ func Doctor(ctx context.Context, cfg config.Config, version string, w io.Writer)
 	case "sim":
 		checkSim(cfg.Source.Sim, report)
 	case "rtsp":
-		for _, cam := range []struct {
-			eye string
-			url string
-		}{{"left", cfg.Source.RTSP.Left.URL}, {"right", cfg.Source.RTSP.Right.URL}} {
-			checkRTSPReachable(ctx, cam.eye, cam.url, report)
+		r := cfg.Source.RTSP
+		checkRTSPReachable(ctx, "left", r.Left.URL, report)
+		if !r.SideBySide {
+			checkRTSPReachable(ctx, "right", r.Right.URL, report)
 		}
-		report("FAIL", "rtsp", "the RTSP camera source is not available in this version yet (use source.kind: sim)")
+		checkCalibration(r, report)
+		report("ok", "cameras", "run `edgedepth probe` with the camera URLs to see what they stream and how well they pair")
 	}
 
 	checkBroker(ctx, cfg, report)
@@ -70,10 +73,20 @@ func checkSim(sc sim.Config, report reportFunc) {
 	}
 }
 
+func checkCalibration(r config.RTSP, report reportFunc) {
+	cal, err := calib.Load(r.Calibration...)
+	if err != nil {
+		report("FAIL", "calibration", "%v", err)
+		return
+	}
+	report("ok", "calibration", "%s: %s, baseline %.3f m (calibration_unit_m %g)",
+		strings.Join(r.Calibration, ", "), cal.Size, cal.Baseline()*r.CalibrationUnitM, r.CalibrationUnitM)
+}
+
 func checkRTSPReachable(ctx context.Context, eye, raw string, report reportFunc) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		report("FAIL", "camera "+eye, "URL %q: %v", raw, err)
+		report("FAIL", "camera "+eye, "URL %q: %v", rtsp.Redact(raw), err)
 		return
 	}
 	host := u.Host
