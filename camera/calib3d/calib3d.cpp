@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core/utility.hpp>
@@ -214,6 +215,176 @@ EdcvRect to_rect(const cv::Rect& r) {
 	out.width = r.width;
 	out.height = r.height;
 	return out;
+}
+
+// ---- Chessboard calibration helpers ----
+
+static_assert(int(EDCV_CALIB_USE_INTRINSIC_GUESS) == int(cv::CALIB_USE_INTRINSIC_GUESS), "flag value");
+static_assert(int(EDCV_CALIB_FIX_ASPECT_RATIO) == int(cv::CALIB_FIX_ASPECT_RATIO), "flag value");
+static_assert(int(EDCV_CALIB_FIX_PRINCIPAL_POINT) == int(cv::CALIB_FIX_PRINCIPAL_POINT), "flag value");
+static_assert(int(EDCV_CALIB_ZERO_TANGENT_DIST) == int(cv::CALIB_ZERO_TANGENT_DIST), "flag value");
+static_assert(int(EDCV_CALIB_FIX_FOCAL_LENGTH) == int(cv::CALIB_FIX_FOCAL_LENGTH), "flag value");
+static_assert(int(EDCV_CALIB_FIX_K1) == int(cv::CALIB_FIX_K1), "flag value");
+static_assert(int(EDCV_CALIB_FIX_K2) == int(cv::CALIB_FIX_K2), "flag value");
+static_assert(int(EDCV_CALIB_FIX_K3) == int(cv::CALIB_FIX_K3), "flag value");
+static_assert(int(EDCV_CALIB_FIX_K4) == int(cv::CALIB_FIX_K4), "flag value");
+static_assert(int(EDCV_CALIB_FIX_K5) == int(cv::CALIB_FIX_K5), "flag value");
+static_assert(int(EDCV_CALIB_FIX_K6) == int(cv::CALIB_FIX_K6), "flag value");
+static_assert(int(EDCV_CALIB_RATIONAL_MODEL) == int(cv::CALIB_RATIONAL_MODEL), "flag value");
+static_assert(int(EDCV_CALIB_THIN_PRISM_MODEL) == int(cv::CALIB_THIN_PRISM_MODEL), "flag value");
+static_assert(int(EDCV_CALIB_TILTED_MODEL) == int(cv::CALIB_TILTED_MODEL), "flag value");
+static_assert(int(EDCV_CALIB_FIX_INTRINSIC) == int(cv::CALIB_FIX_INTRINSIC), "flag value");
+static_assert(int(EDCV_CALIB_SAME_FOCAL_LENGTH) == int(cv::CALIB_SAME_FOCAL_LENGTH), "flag value");
+
+void check_pattern(int cols, int rows) {
+	// findChessboardCorners asserts both are above 2; saying so in our words names the
+	// argument the caller gave.
+	if (cols < 3 || rows < 3) {
+		throw ArgumentError("chessboard pattern " + std::to_string(cols) + "x" +
+		                    std::to_string(rows) +
+		                    " inner corners: each side needs at least 3");
+	}
+}
+
+// find_corners is the detection of OpenCV's stereo_calib sample, which the calibration
+// figures we compare against come from: adaptive threshold on a normalised image, and
+// on failure the same on the image upscaled 2x (small or distant boards, whose squares
+// are too few pixels for the quad detector), then sub-pixel refinement on the original
+// image. The 11x11 half-window (23x23 pixels) is the sample's: squares must be larger
+// than about 12 pixels or the window straddles a neighbouring corner.
+bool find_corners(const cv::Mat& img, int cols, int rows, float* corners) {
+	check_pattern(cols, rows);
+	if (corners == nullptr) {
+		throw ArgumentError("nil corner buffer");
+	}
+	if (img.empty()) {
+		throw ArgumentError("empty image");
+	}
+	if (img.depth() != CV_8U || (img.channels() != 1 && img.channels() != 3)) {
+		throw ArgumentError("image is " + describe(img) + ", want CV_8UC1 or CV_8UC3");
+	}
+	cv::Mat grey;
+	if (img.channels() == 3) {
+		cv::cvtColor(img, grey, cv::COLOR_BGR2GRAY);
+	} else {
+		grey = img;
+	}
+	const cv::Size pattern(cols, rows);
+	const int flags = cv::CALIB_CB_ADAPTIVE_THRESH | cv::CALIB_CB_NORMALIZE_IMAGE;
+	std::vector<cv::Point2f> pts;
+	bool found = cv::findChessboardCorners(grey, pattern, pts, flags);
+	if (!found) {
+		cv::Mat big;
+		cv::resize(grey, big, cv::Size(), 2, 2, cv::INTER_LINEAR_EXACT);
+		found = cv::findChessboardCorners(big, pattern, pts, flags);
+		if (found) {
+			for (cv::Point2f& p : pts) {
+				p *= 0.5f;
+			}
+		}
+	}
+	if (!found) {
+		return false;
+	}
+	if (pts.size() != size_t(cols) * size_t(rows)) {
+		// Never seen; guards the copy below against a short vector.
+		throw std::runtime_error("OpenCV found " + std::to_string(pts.size()) + " corners, want " +
+		                    std::to_string(cols * rows));
+	}
+	cv::cornerSubPix(grey, pts, cv::Size(11, 11), cv::Size(-1, -1),
+	                 cv::TermCriteria(cv::TermCriteria::COUNT + cv::TermCriteria::EPS, 30,
+	                                  0.01));
+	for (size_t i = 0; i < pts.size(); i++) {
+		corners[2 * i] = pts[i].x;
+		corners[2 * i + 1] = pts[i].y;
+	}
+	return true;
+}
+
+// check_views validates the per-view point counts of flat point arrays and returns
+// their total.
+size_t check_views(const int* counts, int views) {
+	if (counts == nullptr || views < 1) {
+		throw ArgumentError("no views");
+	}
+	size_t total = 0;
+	for (int v = 0; v < views; v++) {
+		// Fewer than 4 points cannot fix a homography; OpenCV asserts the same.
+		if (counts[v] < 4) {
+			throw ArgumentError("view " + std::to_string(v) + " has " +
+			                    std::to_string(counts[v]) + " points, want at least 4");
+		}
+		total += size_t(counts[v]);
+	}
+	return total;
+}
+
+std::vector<std::vector<cv::Point3f>> object_views(const float* p, const int* counts,
+                                                   int views) {
+	if (p == nullptr) {
+		throw ArgumentError("nil object points");
+	}
+	std::vector<std::vector<cv::Point3f>> out(views);
+	for (int v = 0; v < views; v++) {
+		out[v].reserve(counts[v]);
+		for (int i = 0; i < counts[v]; i++, p += 3) {
+			out[v].emplace_back(p[0], p[1], p[2]);
+		}
+	}
+	return out;
+}
+
+std::vector<std::vector<cv::Point2f>> image_views(const float* p, const int* counts,
+                                                  int views) {
+	if (p == nullptr) {
+		throw ArgumentError("nil image points");
+	}
+	std::vector<std::vector<cv::Point2f>> out(views);
+	for (int v = 0; v < views; v++) {
+		out[v].reserve(counts[v]);
+		for (int i = 0; i < counts[v]; i++, p += 2) {
+			out[v].emplace_back(p[0], p[1]);
+		}
+	}
+	return out;
+}
+
+// copy_out copies a floating-point matrix of n elements into out as doubles.
+void copy_out(const char* name, const cv::Mat& m, double* out, size_t n) {
+	if (m.total() != n || m.channels() != 1) {
+		throw std::runtime_error(std::string("OpenCV returned ") + name + " as " + describe(m) +
+		                    ", want " + std::to_string(n) + " values");
+	}
+	cv::Mat d;
+	m.convertTo(d, CV_64F);
+	d = d.reshape(1, 1);
+	for (size_t i = 0; i < n; i++) {
+		out[i] = d.at<double>(0, int(i));
+	}
+}
+
+// distortion_count is how many coefficients the model selected by the calibration
+// flags has. stereoCalibrate returns 14 whenever any model beyond the 5-coefficient one
+// is on, the unused ones zero; trimming them keeps files readable and says which model
+// was fitted.
+int distortion_count(int flags) {
+	if (flags & cv::CALIB_TILTED_MODEL) {
+		return 14;
+	}
+	if (flags & cv::CALIB_THIN_PRISM_MODEL) {
+		return 12;
+	}
+	if (flags & cv::CALIB_RATIONAL_MODEL) {
+		return 8;
+	}
+	return 5;
+}
+
+void check_distortion_len(int n) {
+	if (n != 0 && n != 4 && n != 5 && n != 8 && n != 12 && n != 14) {
+		throw ArgumentError(std::to_string(n) +
+		                    " distortion coefficients, want 0, 4, 5, 8, 12 or 14");
+	}
 }
 
 }  // namespace
@@ -472,6 +643,150 @@ EdcvStatus edcv_rectify_map_remap_packed(EdcvRectifyMap* m, const unsigned char*
 		// remap re-creates dst only when its size or type differ, which the checks above
 		// exclude; were it ever to, the result would land in a buffer nobody reads.
 		CV_Assert(d.data == dst);
+	});
+}
+
+EdcvStatus edcv_find_chessboard_corners(EdcvMat img, int cols, int rows, float* corners,
+                                        int* found) {
+	return guarded([&] {
+		if (img == nullptr || found == nullptr) {
+			throw ArgumentError("nil image or output");
+		}
+		*found = 0;
+		*found = find_corners(*img, cols, rows, corners) ? 1 : 0;
+	});
+}
+
+EdcvStatus edcv_find_chessboard_corners_gray(const unsigned char* pix, int width, int height,
+                                             int stride, int cols, int rows, float* corners,
+                                             int* found) {
+	return guarded([&] {
+		if (pix == nullptr || found == nullptr) {
+			throw ArgumentError("nil image or output");
+		}
+		*found = 0;
+		check_size("image size", width, height);
+		if (stride < width) {
+			throw ArgumentError("stride " + std::to_string(stride) + " is less than width " +
+			                    std::to_string(width));
+		}
+		// A header over the caller's buffer: OpenCV only reads it.
+		const cv::Mat img(height, width, CV_8UC1, const_cast<unsigned char*>(pix),
+		                  size_t(stride));
+		*found = find_corners(img, cols, rows, corners) ? 1 : 0;
+	});
+}
+
+EdcvStatus edcv_init_camera_matrix_2d(const float* object_points, const float* image_points,
+                                      const int* counts, int views, int width, int height,
+                                      double aspect_ratio, double* k) {
+	return guarded([&] {
+		if (k == nullptr) {
+			throw ArgumentError("nil output");
+		}
+		check_views(counts, views);
+		check_size("image size", width, height);
+		const auto obj = object_views(object_points, counts, views);
+		const auto img = image_views(image_points, counts, views);
+		const cv::Mat m =
+		    cv::initCameraMatrix2D(obj, img, cv::Size(width, height), aspect_ratio);
+		copy_out("camera matrix", m, k, 9);
+	});
+}
+
+EdcvStatus edcv_stereo_calibrate(const float* object_points, const float* image_points1,
+                                 const float* image_points2, const int* counts, int views,
+                                 int width, int height, int flags, int max_count,
+                                 double epsilon, EdcvStereoCalibration* c) {
+	return guarded([&] {
+		if (c == nullptr) {
+			throw ArgumentError("nil calibration");
+		}
+		check_views(counts, views);
+		check_size("image size", width, height);
+		check_distortion_len(c->d_len);
+		if (max_count < 0 || epsilon < 0) {
+			throw ArgumentError("termination criteria must not be negative");
+		}
+		const auto obj = object_views(object_points, counts, views);
+		const auto img1 = image_views(image_points1, counts, views);
+		const auto img2 = image_views(image_points2, counts, views);
+		// Copies of the guesses: stereoCalibrate writes its results into these Mats,
+		// possibly re-allocating them, and c's arrays are read back only at the end.
+		cv::Mat k1 = cv::Mat(3, 3, CV_64F, c->k1).clone();
+		cv::Mat k2 = cv::Mat(3, 3, CV_64F, c->k2).clone();
+		cv::Mat d1, d2;
+		if (c->d_len > 0) {
+			d1 = cv::Mat(1, c->d_len, CV_64F, c->d1).clone();
+			d2 = cv::Mat(1, c->d_len, CV_64F, c->d2).clone();
+		}
+		cv::TermCriteria crit(cv::TermCriteria::COUNT + cv::TermCriteria::EPS, 30, 1e-6);
+		if (max_count > 0 || epsilon > 0) {
+			crit = cv::TermCriteria(
+			    (max_count > 0 ? cv::TermCriteria::COUNT : 0) +
+			        (epsilon > 0 ? cv::TermCriteria::EPS : 0),
+			    max_count, epsilon);
+		}
+		cv::Mat r, t, e, f;
+		const double rms = cv::stereoCalibrate(obj, img1, img2, k1, d1, k2, d2,
+		                                       cv::Size(width, height), r, t, e, f, flags,
+		                                       crit);
+		const int nd = distortion_count(flags);
+		for (const cv::Mat* d : {&d1, &d2}) {
+			if (d->total() < size_t(nd) || d->total() > 14) {
+				throw std::runtime_error("OpenCV returned distortion " + describe(*d) + ", want " +
+				                    std::to_string(nd) + " coefficients");
+			}
+		}
+		copy_out("K1", k1, c->k1, 9);
+		copy_out("K2", k2, c->k2, 9);
+		// Only the model's leading coefficients; the rest OpenCV left at zero.
+		copy_out("D1", d1.reshape(1, 1).colRange(0, nd), c->d1, size_t(nd));
+		copy_out("D2", d2.reshape(1, 1).colRange(0, nd), c->d2, size_t(nd));
+		c->d_len = nd;
+		copy_out("R", r, c->r, 9);
+		copy_out("T", t, c->t, 3);
+		copy_out("E", e, c->e, 9);
+		copy_out("F", f, c->f, 9);
+		c->rms = rms;
+	});
+}
+
+EdcvStatus edcv_undistort_points(const float* in, int n, const double* k, const double* d,
+                                 int nd, const double* p, float* out) {
+	return guarded([&] {
+		if (in == nullptr || out == nullptr || k == nullptr) {
+			throw ArgumentError("nil points or camera matrix");
+		}
+		if (n < 1) {
+			throw ArgumentError("no points");
+		}
+		check_distortion_len(nd);
+		if (nd > 0 && d == nullptr) {
+			throw ArgumentError("nil distortion coefficients");
+		}
+		std::vector<cv::Point2f> src(n), dst;
+		for (int i = 0; i < n; i++) {
+			src[i] = cv::Point2f(in[2 * i], in[2 * i + 1]);
+		}
+		const cv::Mat km(3, 3, CV_64F, const_cast<double*>(k));
+		cv::Mat dm;
+		if (nd > 0) {
+			dm = cv::Mat(1, nd, CV_64F, const_cast<double*>(d));
+		}
+		cv::Mat pm;
+		if (p != nullptr) {
+			pm = cv::Mat(3, 3, CV_64F, const_cast<double*>(p));
+		}
+		cv::undistortPoints(src, dst, km, dm, cv::noArray(), pm);
+		if (dst.size() != size_t(n)) {
+			throw std::runtime_error("OpenCV returned " + std::to_string(dst.size()) +
+			                    " points, want " + std::to_string(n));
+		}
+		for (int i = 0; i < n; i++) {
+			out[2 * i] = dst[i].x;
+			out[2 * i + 1] = dst[i].y;
+		}
 	});
 }
 

@@ -123,6 +123,79 @@ EdcvStatus edcv_rectify_map_remap_packed(EdcvRectifyMap* m, const unsigned char*
                                          int src_w, int src_h, int channels,
                                          unsigned char* dst, int dst_w, int dst_h);
 
+// ---- Chessboard calibration (cv::findChessboardCorners, cv::stereoCalibrate) ----
+
+// Calibration flags, with OpenCV's values (cv::CALIB_*; calib3d.cpp asserts they match)
+// so Go can name them without including OpenCV.
+enum {
+	EDCV_CALIB_USE_INTRINSIC_GUESS = 0x00001,
+	EDCV_CALIB_FIX_ASPECT_RATIO = 0x00002,
+	EDCV_CALIB_FIX_PRINCIPAL_POINT = 0x00004,
+	EDCV_CALIB_ZERO_TANGENT_DIST = 0x00008,
+	EDCV_CALIB_FIX_FOCAL_LENGTH = 0x00010,
+	EDCV_CALIB_FIX_K1 = 0x00020,
+	EDCV_CALIB_FIX_K2 = 0x00040,
+	EDCV_CALIB_FIX_K3 = 0x00080,
+	EDCV_CALIB_FIX_K4 = 0x00800,
+	EDCV_CALIB_FIX_K5 = 0x01000,
+	EDCV_CALIB_FIX_K6 = 0x02000,
+	EDCV_CALIB_RATIONAL_MODEL = 0x04000,
+	EDCV_CALIB_THIN_PRISM_MODEL = 0x08000,
+	EDCV_CALIB_TILTED_MODEL = 0x40000,
+	EDCV_CALIB_FIX_INTRINSIC = 0x00100,
+	EDCV_CALIB_SAME_FOCAL_LENGTH = 0x00200,
+};
+
+// edcv_find_chessboard_corners looks for the cols x rows inner corners of a chessboard
+// in img (CV_8UC1 or CV_8UC3) the way OpenCV's stereo_calib sample does: adaptive
+// threshold with a normalised image, retried on the image upscaled 2x, then refined with
+// cornerSubPix over an 11x11 half-window. corners receives 2·cols·rows floats (x, y
+// row by row, as OpenCV orders them) when *found is 1; it is left undefined otherwise.
+EdcvStatus edcv_find_chessboard_corners(EdcvMat img, int cols, int rows, float* corners,
+                                        int* found);
+
+// edcv_find_chessboard_corners_gray is edcv_find_chessboard_corners on a caller-owned
+// 8-bit grey buffer (width x height, stride bytes a row). OpenCV reads it during the
+// call only; nothing is copied or kept.
+EdcvStatus edcv_find_chessboard_corners_gray(const unsigned char* pix, int width, int height,
+                                             int stride, int cols, int rows, float* corners,
+                                             int* found);
+
+// Point sets of several views are passed flat: counts[v] points for view v, one after
+// the other; object points as x, y, z floats, image points as x, y floats.
+
+// edcv_init_camera_matrix_2d wraps cv::initCameraMatrix2D: a first camera matrix (k,
+// 9 doubles row-major) from planar views. aspect_ratio 0 estimates fx and fy apart.
+EdcvStatus edcv_init_camera_matrix_2d(const float* object_points, const float* image_points,
+                                      const int* counts, int views, int width, int height,
+                                      double aspect_ratio, double* k);
+
+// EdcvStereoCalibration holds the in/out parameters of cv::stereoCalibrate. k1, k2, d1
+// and d2 are read as the initial guess when the flags ask for one (d_len coefficients
+// each, 0 for none); on return d_len is the model's coefficient count (5, 8, 12 or 14).
+typedef struct EdcvStereoCalibration {
+	double rms;
+	double k1[9], k2[9];
+	double d1[14], d2[14];
+	int d_len;
+	double r[9], t[3], e[9], f[9];
+} EdcvStereoCalibration;
+
+// edcv_stereo_calibrate wraps cv::stereoCalibrate over views sets of object points and
+// their images in camera 1 and 2. max_count and epsilon are its termination criteria
+// (0 and 0 keep OpenCV's default, 30 iterations or a change below 1e-6).
+EdcvStatus edcv_stereo_calibrate(const float* object_points, const float* image_points1,
+                                 const float* image_points2, const int* counts, int views,
+                                 int width, int height, int flags, int max_count,
+                                 double epsilon, EdcvStereoCalibration* c);
+
+// edcv_undistort_points wraps cv::undistortPoints for n points (x, y floats): out
+// receives them undistorted and, with p (9 doubles) not NULL, re-projected with that
+// camera matrix (pixels); with p NULL, in normalised coordinates. d holds nd
+// coefficients (0, 4, 5, 8, 12 or 14). out may be in.
+EdcvStatus edcv_undistort_points(const float* in, int n, const double* k, const double* d,
+                                 int nd, const double* p, float* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,10 +11,14 @@
 // OpenCV reports bad arguments by throwing cv::Exception, and a C++ exception that
 // reaches cgo aborts the process. Every shim function therefore runs its body inside one
 // guard that catches cv::Exception, std::exception and anything else and returns a
-// status; statusError turns that status into an *Error. Adding an operation
-// (stereoCalibrate is the next one wanted) means: a C function in calib3d.h whose body is
-// wrapped in guarded(...), and a Go function that calls it and passes the status to
-// statusError.
+// status; statusError turns that status into an *Error. Adding an operation means: a C
+// function in calib3d.h whose body is wrapped in guarded(...), and a Go function that
+// calls it and passes the status to statusError.
+//
+// Chessboard calibration (FindChessboardCorners, InitCameraMatrix2D, StereoCalibrate,
+// UndistortPoints) passes points as flat float arrays and results as plain values, so it
+// owns no C++ memory beyond a call; SampleStereoCalibFlags and SampleTermCriteria are
+// the settings of OpenCV's stereo_calib sample.
 //
 // Rectification comes in two forms: StereoRectify, InitUndistortRectifyMap and Remap
 // mirror OpenCV's functions over gocv Mats; RectifyMap keeps one camera's maps in C++

@@ -35,6 +35,8 @@ Commands:
   doctor    check this machine: build, OpenCV, CUDA, cameras, broker, data directory
   probe     pull two RTSP cameras (or one side-by-side stream) for a few seconds and
             say what they deliver and how well they pair
+  calib     calibrate a stereo pair offline from chessboard images (left/right
+            alternating, or a folder); writes OpenCV YAML (edgedepth calib -h)
   sim       the simulated stereo world: run the daemon on it, serve it over RTSP,
             or write a sequence to disk (edgedepth sim -h)
   version   print the version
@@ -69,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSim(rest, stdout, stderr)
 	case "probe":
 		err = cmdProbe(rest, stdout, stderr)
+	case "calib":
+		err = cmdCalib(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "edgedepth", buildVersion())
 		return 0

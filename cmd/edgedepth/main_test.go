@@ -24,6 +24,7 @@ func TestCommandLine(t *testing.T) {
 		{"sim unknown", []string{"sim", "fly"}, 2, `unknown command "fly"`},
 		{"sim write needs out", []string{"sim", "write"}, 2, "--out is required"},
 		{"sim write bad scene", []string{"sim", "write", "--out", "x", "--scene", "moon"}, 1, "moon"},
+		{"calib needs board", []string{"calib"}, 2, "--board is required"},
 		{"missing config", []string{"doctor", "--config", "/nonexistent.yaml"}, 1, "/nonexistent.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
