@@ -27,6 +27,7 @@ import (
 	"github.com/edgedepth/edgedepth/depth"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/health"
+	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/runtime/config"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
@@ -47,6 +48,7 @@ type Daemon struct {
 	publisher *telemetry.Publisher // nil when MQTT is off
 	ring      *camera.Ring         // pairs waiting for the depth estimator
 	closers   []io.Closer          // closed after the pipeline has stopped
+	pins      *gpio.Pins           // nil without GPIO
 
 	previewMu sync.Mutex
 	preview   []byte // latest depth preview JPEG, for the HTTP viewer
@@ -146,6 +148,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.publisher != nil {
 		goSupervised(&client, clientCtx, "mqtt client", d.publisher.Run)
 	}
+	d.openPins(&infra, infraCtx)
 
 	ring := d.ring
 	goSupervised(&pipe, pipeCtx, "camera "+src.Name(), func(ctx context.Context) error {
@@ -321,4 +324,44 @@ func (d *Daemon) newRTSPSource() (camera.Source, error) {
 		return nil, err
 	}
 	return src, nil
+}
+
+// openPins opens the configured GPIO pins (trigger, status LED, button) and runs them
+// with the infrastructure. No GPIO on this machine is "skipped": logged with the reason,
+// not a health problem; pins that exist but cannot be used are a health warning.
+func (d *Daemon) openPins(wg *sync.WaitGroup, ctx context.Context) {
+	if d.cfg.GPIO.Empty() {
+		return
+	}
+	pins, st := gpio.Open(d.cfg.GPIO)
+	switch st.Outcome {
+	case gpio.Skipped:
+		d.log.Warn("GPIO skipped", "component", "gpio", "reason", st.Reason)
+		return
+	case gpio.Failed:
+		d.health.Set("gpio", st.Reason)
+		return
+	}
+	d.pins = pins
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		supervise(ctx, d.log, &d.health, "gpio", pins.Run)
+	}()
+	if pins.Button != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev := <-pins.Button.Events():
+					// No action is bound to the button yet (model snapshot comes with
+					// the model store); say that it works.
+					d.log.Info("button", "component", "gpio", "event", ev)
+				}
+			}
+		}()
+	}
 }

@@ -38,6 +38,8 @@ func TestDaemonRunsAndStopsCleanly(t *testing.T) {
 	cfg.MQTT.Embedded.Addr = broker
 	cfg.MQTT.BrokerURL = "tcp://" + broker
 	cfg.HTTP.Addr = freeAddr(t)
+	// A status LED on a machine without GPIO: skipped with its reason, not degraded.
+	cfg.GPIO.LEDPin = "PQ.06"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +61,11 @@ func TestDaemonRunsAndStopsCleanly(t *testing.T) {
 	}
 	if st := d.status(""); st.FramesIn == 0 || st.RobotID != "unit" {
 		t.Fatalf("status %+v", st)
+	}
+	for _, w := range d.Health().Warnings() {
+		if w.Component == "gpio" {
+			t.Fatalf("no GPIO on this machine should be skipped, not a health warning: %+v", w)
+		}
 	}
 	cancel()
 	select {

@@ -16,6 +16,7 @@ import (
 	"github.com/edgedepth/edgedepth/camera/calib3d"
 	"github.com/edgedepth/edgedepth/camera/rtsp"
 	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/jetson/platform"
 	"github.com/edgedepth/edgedepth/runtime/config"
 )
 
@@ -33,6 +34,7 @@ func Doctor(ctx context.Context, cfg config.Config, version string, w io.Writer)
 	report("ok", "build", "edgedepth %s, %s, %s/%s, %d CPUs", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU())
 	report("ok", "opencv", "OpenCV %s (SGBM stereo matching through our calib3d shim)", calib3d.Version())
 	report("warn", "cuda", "this version has no CUDA backend yet: depth runs on the CPU")
+	checkJetson(cfg, report)
 
 	switch cfg.Source.Kind {
 	case "sim":
@@ -173,4 +175,23 @@ func checkDataDirWritable(dir string, report reportFunc) {
 	f.Close()
 	os.Remove(f.Name())
 	report("ok", "data_dir", "%s is writable", abs)
+}
+
+// checkJetson reports the board (model, JetPack, power mode, clocks, temperatures, power
+// rails) and the configured pins. On another machine the probe says "skipped".
+func checkJetson(cfg config.Config, report reportFunc) {
+	rep := platform.Probe("/")
+	level := "ok"
+	if rep.State == platform.Failed {
+		level = "warn"
+	}
+	for _, line := range strings.Split(strings.TrimSpace(rep.Text()), "\n") {
+		report(level, "jetson", "%s", strings.TrimPrefix(line, "jetson: "))
+	}
+	if cfg.GPIO.Empty() {
+		report("ok", "gpio", "no pins configured (gpio.trigger_pin, gpio.led_pin, gpio.button_pin)")
+		return
+	}
+	report("ok", "gpio", "pins configured: trigger %q, LED %q, button %q (the daemon opens them; no GPIO here means skipped, not an error)",
+		cfg.GPIO.TriggerPin, cfg.GPIO.LEDPin, cfg.GPIO.ButtonPin)
 }

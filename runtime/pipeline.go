@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/depth"
+	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
 
@@ -146,6 +147,9 @@ func (d *Daemon) runStatus(ctx context.Context) {
 	defer t.Stop()
 	lastDone, lastAt := d.stats.framesDone.Load(), time.Now()
 	for {
+		if d.pins != nil && d.pins.LED != nil {
+			d.pins.LED.Set(ledState(d.status("").State))
+		}
 		if d.publisher != nil {
 			st := d.status("")
 			b, _ := json.Marshal(st)
@@ -199,4 +203,17 @@ func (d *Daemon) status(state telemetry.State) telemetry.Status {
 		Time:            time.Now().UTC(),
 		UptimeS:         math.Round(time.Since(d.started).Seconds()*10) / 10,
 	}
+}
+
+// ledState shows the daemon's state on the status LED.
+func ledState(s telemetry.State) gpio.LEDState {
+	switch s {
+	case telemetry.StateRunning:
+		return gpio.Running
+	case telemetry.StateDegraded:
+		return gpio.Degraded
+	case telemetry.StateOffline:
+		return gpio.Off
+	}
+	return gpio.Starting
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/edgedepth/edgedepth/camera/sim"
 	"github.com/edgedepth/edgedepth/camera/stereo"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
+	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 	Depth  Depth  `yaml:"depth"`
 	MQTT   MQTT   `yaml:"mqtt"`
 	HTTP   HTTP   `yaml:"http"`
+	// GPIO names the Jetson pins for the camera trigger, status LED and button
+	// (jetson/gpio.Config documents every key). No pins by default; on a machine
+	// without GPIO the pins are skipped with the reason, never an error.
+	GPIO gpio.Config `yaml:"gpio"`
 }
 
 // Source selects where stereo pairs come from.
@@ -161,6 +166,7 @@ func Default() Config {
 			Embedded:       EmbeddedBroker{Enabled: true, Addr: "127.0.0.1:1883"},
 		},
 		HTTP: HTTP{Addr: "127.0.0.1:8080"},
+		GPIO: gpio.DefaultConfig(),
 	}
 }
 

@@ -92,6 +92,11 @@ func (c Config) Validate() error {
 			v.addf("http.addr: %q is not host:port (or empty to turn HTTP off)", c.HTTP.Addr)
 		}
 	}
+	if !c.GPIO.Empty() {
+		if err := c.GPIO.Validate(); err != nil {
+			v.addf("%v", err)
+		}
+	}
 	return v.err()
 }
 
