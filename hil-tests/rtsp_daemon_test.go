@@ -60,6 +60,7 @@ func TestDaemonOverRTSP(t *testing.T) {
 
 	mosq := mqtttest.StartMosquitto(t, mqtttest.Options{})
 	robot := "hil-rtsp"
+	httpAddr := freeAddr(t)
 	msgs := subscribe(t, mosq.URL(), "edgedepth/"+robot+"/#")
 	cfg := fmt.Sprintf(`
 robot_id: %s
@@ -82,8 +83,8 @@ mqtt:
   embedded_broker:
     enabled: false
 http:
-  addr: ""
-`, robot, t.TempDir(), rtspAddr, rtspAddr, writeSimCalibration(t, world), mosq.URL())
+  addr: %s
+`, robot, t.TempDir(), rtspAddr, rtspAddr, writeSimCalibration(t, world), mosq.URL(), httpAddr)
 	d := startDaemon(t, cfg)
 
 	k := world.Intrinsics()
@@ -114,6 +115,8 @@ http:
 			t.Fatalf("median depth %.2f m outside the room's 0.5–9 m", med)
 		}
 	}
+	// The ingest is on /metrics: pairs, and per camera frames, losses and jitter.
+	waitMetric(t, httpAddr, "edgedepth_pairing_pairs_total", 10*time.Second, func(v float64) bool { return v >= 5 })
 	sort.Float64s(valid)
 	if valid[len(valid)/2] < 0.5 {
 		t.Fatalf("depth on only %.0f%% of pixels (median over frames): %v", 100*valid[len(valid)/2], valid)

@@ -49,6 +49,8 @@ type Daemon struct {
 	ring      *camera.Ring         // pairs waiting for the depth estimator
 	closers   []io.Closer          // closed after the pipeline has stopped
 	pins      *gpio.Pins           // nil without GPIO
+	// collectors are the parts' own Prometheus collectors, registered on /metrics.
+	collectors []prometheus.Collector
 
 	previewMu sync.Mutex
 	preview   []byte // latest depth preview JPEG, for the HTTP viewer
@@ -135,6 +137,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if d.publisher != nil {
 			reg.MustRegister(d.publisher)
 		}
+		reg.MustRegister(d.collectors...)
 		srv := &telemetry.HTTPServer{
 			Addr:     d.cfg.HTTP.Addr,
 			Health:   &d.health,
@@ -312,17 +315,24 @@ func (d *Daemon) newRTSPSource() (camera.Source, error) {
 		return cam, nil
 	}
 	if r.SideBySide {
-		if src.SideBySide, err = newCam("left", r.Left); err != nil {
+		cam, err := newCam("left", r.Left)
+		if err != nil {
 			return nil, err
 		}
+		src.SideBySide = cam
+		d.collectors = append(d.collectors, newCameraCollector(src, map[string]*rtsp.Camera{"side-by-side": cam}))
 		return src, nil
 	}
-	if src.Left, err = newCam("left", r.Left); err != nil {
+	left, err := newCam("left", r.Left)
+	if err != nil {
 		return nil, err
 	}
-	if src.Right, err = newCam("right", r.Right); err != nil {
+	right, err := newCam("right", r.Right)
+	if err != nil {
 		return nil, err
 	}
+	src.Left, src.Right = left, right
+	d.collectors = append(d.collectors, newCameraCollector(src, map[string]*rtsp.Camera{"left": left, "right": right}))
 	return src, nil
 }
 
