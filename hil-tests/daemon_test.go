@@ -226,3 +226,26 @@ func TestDaemonDegradesInsteadOfDying(t *testing.T) {
 		t.Fatalf("daemon exit after SIGTERM: %v", err)
 	}
 }
+
+// TestCommandStatus: the daemon creates its command key on first run; `edgedepth cmd
+// status` signed with it gets the status back over a real mosquitto; unsigned, it is
+// refused without details.
+func TestCommandStatus(t *testing.T) {
+	mosq := mqtttest.StartMosquitto(t, mqtttest.Options{})
+	dataDir := t.TempDir()
+	msgs := subscribe(t, mosq.URL(), "edgedepth/hil-cmd/status")
+	startDaemon(t, simConfig("hil-cmd", "room", mosq.URL(), "", dataDir))
+	waitFor(t, msgs, 30*time.Second, "status", func(message) bool { return true })
+	key := filepath.Join(dataDir, "cmd.key")
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("command key %s: %v (mode %v), want created with mode 0600", key, err, st)
+	}
+	code, out := runOnce(t, "cmd", "status", "--broker", mosq.URL(), "--robot", "hil-cmd", "--key", key, "--timeout", "10s")
+	if code != 0 || !strings.Contains(out, `"ok": true`) || !strings.Contains(out, `"robot_id": "hil-cmd"`) {
+		t.Fatalf("signed status: exit %d\n%s", code, out)
+	}
+	code, out = runOnce(t, "cmd", "status", "--broker", mosq.URL(), "--robot", "hil-cmd", "--timeout", "10s")
+	if code == 0 || !strings.Contains(out, "unauthorized") {
+		t.Fatalf("unsigned status: exit %d, want a refusal saying unauthorized\n%s", code, out)
+	}
+}

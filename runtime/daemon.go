@@ -30,6 +30,7 @@ import (
 	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/runtime/config"
 	"github.com/edgedepth/edgedepth/telemetry"
+	"github.com/edgedepth/edgedepth/telemetry/command"
 )
 
 // Daemon is one running edgedepth. Build it with New, start it with Run.
@@ -108,6 +109,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("MQTT is off (mqtt.enabled: false): depth is computed but not published")
 	}
 	d.checkDataDir()
+	var commands *command.Dispatcher
+	if d.publisher != nil && d.cfg.Commands.Enabled {
+		if commands, err = d.newDispatcher(); err != nil {
+			// Commands are optional: degrade with a warning that says why.
+			d.health.Set("commands", err.Error()+": commands are off")
+			d.log.Error("commands off", "err", err)
+			commands = nil
+		}
+	}
 
 	// Three layers, each with its own context and wait group, so that shutdown can
 	// proceed layer by layer: infrastructure (broker, HTTP), then the MQTT client, then
@@ -169,6 +179,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer pipe.Done()
 		d.runStatus(pipeCtx)
 	}()
+	// Commands stop with the pipeline, before the MQTT client, so that their last
+	// replies still go out.
+	if commands != nil {
+		goSupervised(&pipe, pipeCtx, "commands", commands.Run)
+	}
 	d.log.Info("edgedepth running", "robot_id", d.robotID, "source", src.Name(), "estimator", est.Name(),
 		"mqtt", mqttSummary(d.cfg), "http", d.cfg.HTTP.Addr, "topics", topics.Prefix)
 
@@ -374,4 +389,36 @@ func (d *Daemon) openPins(wg *sync.WaitGroup, ctx context.Context) {
 			}
 		}()
 	}
+}
+
+// newDispatcher builds the command channel: the signing key (created on first run under
+// the data directory), and the commands this version offers.
+func (d *Daemon) newDispatcher() (*command.Dispatcher, error) {
+	c := d.cfg.Commands
+	cfg := command.Config{Window: c.Window, Timeout: c.Timeout, MaxConcurrent: c.MaxConcurrent, Log: d.log, AllowUnsigned: c.Unsigned}
+	if !c.Unsigned {
+		path := c.KeyFile
+		if path == "" {
+			path = filepath.Join(d.cfg.DataDir, "cmd.key")
+		}
+		key, created, err := command.LoadOrCreateKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("commands.key_file: %w", err)
+		}
+		abs, _ := filepath.Abs(path)
+		if created {
+			d.log.Warn("created the command signing key; give it to operators (edgedepth cmd --key FILE)", "path", abs)
+		} else {
+			d.log.Info("command signing key loaded", "path", abs)
+		}
+		cfg.Key = key
+	}
+	disp, err := command.NewDispatcher(cfg, d.publisher, d.topics)
+	if err != nil {
+		return nil, fmt.Errorf("commands: %w", err)
+	}
+	disp.Register("status", func(context.Context, json.RawMessage) (any, error) {
+		return d.status(""), nil
+	}, command.WithTimeout(2*time.Second))
+	return disp, nil
 }

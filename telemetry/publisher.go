@@ -18,6 +18,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgedepth/edgedepth/health"
 )
@@ -47,7 +48,15 @@ type Publisher struct {
 	badTopicSeen atomic.Bool
 
 	mu      sync.Mutex
-	offline []byte // the Last Will and shutdown payload; nil until set or Run
+	offline []byte         // the Last Will and shutdown payload; nil until set or Run
+	subs    []subscription // append-only, so a session remembers how many it has made
+
+	// Inbound messages: paho's router hands them to inbox without blocking and
+	// Run's delivery goroutine passes them to the handlers (see Subscribe).
+	inbox       chan inbound
+	subsChanged chan struct{} // capacity 1: "Subscribe was called", for the live session
+	receivedN   atomic.Uint64
+	inDroppedN  atomic.Uint64
 }
 
 // NewPublisher checks cfg and prepares a Publisher for topics. It has no side
@@ -78,8 +87,12 @@ func NewPublisher(cfg MQTTConfig, topics Topics, log *slog.Logger, h *health.Tra
 		topics: topics,
 		log:    log.With("component", "mqtt", "broker", broker.String()),
 		health: h,
+
+		inbox:       make(chan inbound, InboxLen),
+		subsChanged: make(chan struct{}, 1),
 	}
 	p.metrics = newPublisherMetrics(p.Connected, func() int { return p.queue.len() })
+	p.metrics.collectors = append(p.metrics.collectors, p.receiveCollectors()...)
 	p.queue = newOutQueue(cfg.MaxPendingTopics, cfg.EventQueueLen, p.metrics)
 	return p, nil
 }
@@ -175,7 +188,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { p.reportDrops(ctx) })
+	wg.Go(func() { p.deliver(ctx) })
 	defer wg.Wait()
+	defer p.health.Clear(SubscribeHealthComponent)
 
 	bo := backoff{min: p.cfg.ReconnectMin, max: p.cfg.ReconnectMax}
 	var lastReason string
@@ -245,8 +260,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 // session is one connection: a paho client used for exactly one connection.
 type session struct {
-	client mqtt.Client
-	lost   chan error // receives the reason once paho notices the connection is gone
+	client     mqtt.Client
+	lost       chan error // receives the reason once paho notices the connection is gone
+	subscribed int        // how many of Publisher.subs this session has subscribed to
 }
 
 // connect makes one connection attempt, bounded by ConnectTimeout. Files named in the
@@ -351,9 +367,13 @@ func (p *Publisher) connect(ctx context.Context) (*session, error) {
 	return sess, nil
 }
 
-// serve sends the queue over sess until the connection is lost (the reason is
-// returned) or ctx is cancelled (ctx.Err() is returned).
+// serve subscribes to the registered filters, then sends the queue over sess until
+// the connection is lost (the reason is returned) or ctx is cancelled (ctx.Err() is
+// returned). Filters registered meanwhile are subscribed between two batches.
 func (p *Publisher) serve(ctx context.Context, sess *session) error {
+	if err := p.subscribeNew(ctx, sess); err != nil {
+		return err
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -366,6 +386,11 @@ func (p *Publisher) serve(ctx context.Context, sess *session) error {
 			case err := <-sess.lost:
 				return err
 			case <-p.queue.ready:
+				continue
+			case <-p.subsChanged:
+				if err := p.subscribeNew(ctx, sess); err != nil {
+					return err
+				}
 				continue
 			}
 		}
@@ -484,12 +509,13 @@ wait:
 	p.log.Info("mqtt: disconnected", "published", p.metrics.published.Load())
 }
 
-// reportDrops logs, at most once a second, how many messages were dropped: a
-// per-message log line would flood the journal exactly when the link is poor.
+// reportDrops logs, at most once a second, how many messages were dropped, outgoing
+// and received: a per-message log line would flood the journal exactly when the link
+// is poor.
 func (p *Publisher) reportDrops(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	last := p.metrics.droppedN.Load()
+	last, lastIn := p.metrics.droppedN.Load(), p.inDroppedN.Load()
 	for {
 		select {
 		case <-ctx.Done():
@@ -500,7 +526,172 @@ func (p *Publisher) reportDrops(ctx context.Context) {
 				p.log.Warn("mqtt: dropped messages (queue full)", "dropped", now-last, "dropped_total", now, "connected", p.Connected())
 			}
 			last = now
+			in := p.inDroppedN.Load()
+			if in > lastIn {
+				p.log.Warn("mqtt: dropped received messages (handlers too slow)", "dropped", in-lastIn, "dropped_total", in, "inbox", InboxLen)
+			}
+			lastIn = in
 		}
+	}
+}
+
+// InboxLen bounds the received messages waiting for their handlers, in messages.
+// Beyond it new ones are dropped and counted: paho's router must never wait for us,
+// since it also carries the acknowledgements and keep-alive answers of the connection.
+const InboxLen = 64
+
+// SubscribeHealthComponent is the health.Tracker component under which the Publisher
+// reports a subscription the broker refused (usually an ACL that does not grant it).
+const SubscribeHealthComponent = "mqtt_subscribe"
+
+// subscription is one Subscribe call.
+type subscription struct {
+	filter  string
+	qos     byte
+	handler func(topic string, payload []byte)
+}
+
+// inbound is a received message on its way to its handler.
+type inbound struct {
+	handler func(topic string, payload []byte)
+	topic   string
+	payload []byte
+}
+
+// ReceiveStats are the counters of received messages since NewPublisher.
+type ReceiveStats struct {
+	// Received counts messages handed to the inbox for a handler.
+	Received uint64
+	// Dropped counts messages discarded because InboxLen messages were already
+	// waiting for their handlers.
+	Dropped uint64
+}
+
+// Subscribe registers handler for the messages matching the MQTT topic filter
+// (wildcards allowed), requested with QoS qos. It may be called before Run or during
+// it; the subscription is made at every connection, because sessions are clean: the
+// broker forgets them when the connection ends, and whatever was published to the
+// filter while we were away is lost. A reconnection is the only gap.
+//
+// handler is called from one goroutine owned by Run, one message at a time, in the
+// order received; it must return quickly (hand long work to a goroutine of its own),
+// since messages wait for it in a bounded inbox (InboxLen) and are dropped and
+// counted (ReceiveStats, the log once a second) when it is full. A slow handler never
+// delays paho's keep-alive. handler owns payload.
+//
+// Each filter may be registered once (paho keeps one handler per filter); an empty
+// or duplicate filter, a nil handler or a QoS above 2 is a programming error and
+// panics. A filter the broker refuses is logged and reported as the health warning
+// SubscribeHealthComponent; the connection stays up for publishing.
+func (p *Publisher) Subscribe(filter string, qos byte, handler func(topic string, payload []byte)) {
+	if qos > 2 || filter == "" || handler == nil || strings.ContainsRune(filter, 0) {
+		panic(fmt.Sprintf("telemetry: Subscribe(%q, QoS %d, handler nil %v): need a non-empty filter, QoS 0-2 and a handler", filter, qos, handler == nil))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.subs {
+		if s.filter == filter {
+			panic(fmt.Sprintf("telemetry: Subscribe(%q) twice; paho keeps one handler per filter", filter))
+		}
+	}
+	p.subs = append(p.subs, subscription{filter: filter, qos: qos, handler: handler})
+	select {
+	case p.subsChanged <- struct{}{}:
+	default: // a wake-up is already pending; it covers this subscription too
+	}
+}
+
+// ReceiveStats returns the counters of received messages since NewPublisher.
+func (p *Publisher) ReceiveStats() ReceiveStats {
+	return ReceiveStats{Received: p.receivedN.Load(), Dropped: p.inDroppedN.Load()}
+}
+
+// subscribeNew subscribes sess to the filters registered since its last call, and
+// waits for the broker's answer (bounded by WriteTimeout, like a publish). A refused
+// filter is reported but keeps the connection; a failure to get an answer at all is
+// returned, and costs the connection, as a stalled publish would.
+func (p *Publisher) subscribeNew(ctx context.Context, sess *session) error {
+	p.mu.Lock()
+	pending := append([]subscription(nil), p.subs[sess.subscribed:]...)
+	p.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	timeout := time.NewTimer(p.cfg.WriteTimeout)
+	defer timeout.Stop()
+	var refused []string
+	for _, s := range pending {
+		h := s.handler
+		tok := sess.client.Subscribe(s.filter, s.qos, func(_ mqtt.Client, m mqtt.Message) {
+			p.receive(h, m.Topic(), m.Payload())
+		})
+		select {
+		case <-tok.Done():
+		case err := <-sess.lost:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return fmt.Errorf("subscribe %s: no SUBACK within %v", s.filter, p.cfg.WriteTimeout)
+		}
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("subscribe %s: %w", s.filter, err)
+		}
+		// 0x80 in the SUBACK is the broker's "no": in practice an ACL.
+		if st, ok := tok.(*mqtt.SubscribeToken); ok && st.Result()[s.filter] == 0x80 {
+			refused = append(refused, s.filter)
+			continue
+		}
+		p.log.Debug("mqtt: subscribed", "filter", s.filter, "qos", s.qos)
+	}
+	sess.subscribed += len(pending)
+	if len(refused) > 0 {
+		msg := fmt.Sprintf("broker %s refused the subscription to %s: check the broker's ACL for client %s (user %q)",
+			p.broker, strings.Join(refused, ", "), p.cfg.ClientID, p.cfg.Username)
+		p.health.Set(SubscribeHealthComponent, msg)
+		p.log.Error("mqtt: subscription refused; commands or other inputs on it will not arrive", "filters", refused, "reason", msg)
+	} else if sess.subscribed == len(pending) {
+		// Every filter of this session is in place (the first call of a session
+		// covers them all): a refusal reported for an earlier session is over.
+		p.health.Clear(SubscribeHealthComponent)
+	}
+	return nil
+}
+
+// receive runs on paho's router goroutine: it must never block.
+func (p *Publisher) receive(h func(string, []byte), topic string, payload []byte) {
+	select {
+	case p.inbox <- inbound{handler: h, topic: topic, payload: payload}:
+		p.receivedN.Add(1)
+	default:
+		p.inDroppedN.Add(1)
+	}
+}
+
+// deliver hands received messages to their handlers until ctx is cancelled. Messages
+// still in the inbox then are not delivered: their handlers belong to parts that are
+// shutting down too.
+func (p *Publisher) deliver(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-p.inbox:
+			m.handler(m.topic, m.payload)
+		}
+	}
+}
+
+func (p *Publisher) receiveCollectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "edgedepth", Subsystem: "mqtt", Name: "messages_received_total",
+			Help: "Messages received on subscribed topics and queued for their handlers.",
+		}, func() float64 { return float64(p.receivedN.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "edgedepth", Subsystem: "mqtt", Name: "received_dropped_total",
+			Help: "Received messages dropped because their handlers were too slow (inbox full).",
+		}, func() float64 { return float64(p.inDroppedN.Load()) }),
 	}
 }
 

@@ -31,10 +31,11 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop after SIGINT/SIGTERM. Default: 5s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
-	Source Source `yaml:"source"`
-	Depth  Depth  `yaml:"depth"`
-	MQTT   MQTT   `yaml:"mqtt"`
-	HTTP   HTTP   `yaml:"http"`
+	Source   Source   `yaml:"source"`
+	Depth    Depth    `yaml:"depth"`
+	MQTT     MQTT     `yaml:"mqtt"`
+	HTTP     HTTP     `yaml:"http"`
+	Commands Commands `yaml:"commands"`
 	// GPIO names the Jetson pins for the camera trigger, status LED and button
 	// (jetson/gpio.Config documents every key). No pins by default; on a machine
 	// without GPIO the pins are skipped with the reason, never an error.
@@ -113,6 +114,27 @@ type MQTT struct {
 	Embedded       EmbeddedBroker `yaml:"embedded_broker"`
 }
 
+// Commands configures the field command channel (edgedepth/<robot_id>/cmd/<name>).
+type Commands struct {
+	// Enabled listens for commands (needs MQTT). Default: true.
+	Enabled bool `yaml:"enabled"`
+	// KeyFile holds the HMAC-SHA256 key commands must be signed with (64 hex
+	// characters). Created with mode 0600 on first run if missing. Default: "" =
+	// <data_dir>/cmd.key.
+	KeyFile string `yaml:"key_file"`
+	// Unsigned accepts commands without a signature: only for a broker nobody else
+	// can reach. Default: false.
+	Unsigned bool `yaml:"unsigned"`
+	// Window is how far a signed command's time may be from this robot's clock.
+	// Default: 30s.
+	Window time.Duration `yaml:"window"`
+	// Timeout is how long a command may run before its reply says "timeout".
+	// Default: 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConcurrent commands run at once; more are answered "busy". Default: 4.
+	MaxConcurrent int `yaml:"max_concurrent"`
+}
+
 // EmbeddedBroker is the in-process MQTT broker of the zero-setup default.
 type EmbeddedBroker struct {
 	// Enabled starts the embedded broker. Default: true (the simulated default needs no
@@ -165,8 +187,9 @@ func Default() Config {
 			StatusInterval: time.Second,
 			Embedded:       EmbeddedBroker{Enabled: true, Addr: "127.0.0.1:1883"},
 		},
-		HTTP: HTTP{Addr: "127.0.0.1:8080"},
-		GPIO: gpio.DefaultConfig(),
+		HTTP:     HTTP{Addr: "127.0.0.1:8080"},
+		Commands: Commands{Enabled: true, Window: 30 * time.Second, Timeout: 10 * time.Second, MaxConcurrent: 4},
+		GPIO:     gpio.DefaultConfig(),
 	}
 }
 

@@ -92,6 +92,11 @@ func (c Config) Validate() error {
 			v.addf("http.addr: %q is not host:port (or empty to turn HTTP off)", c.HTTP.Addr)
 		}
 	}
+	if c.Commands.Enabled {
+		v.rangeF("commands.window (seconds)", c.Commands.Window.Seconds(), 1, 3600)
+		v.rangeF("commands.timeout (seconds)", c.Commands.Timeout.Seconds(), 0.1, 3600)
+		v.rangeI("commands.max_concurrent", c.Commands.MaxConcurrent, 1, 64)
+	}
 	if !c.GPIO.Empty() {
 		if err := c.GPIO.Validate(); err != nil {
 			v.addf("%v", err)
