@@ -16,7 +16,8 @@
 //	edgedepth/<id>/pose          JSON pose (stamp, frame ids, position,    0    no
 //	                             quaternion)
 //	edgedepth/<id>/events        JSON Event, one per happening             1    no
-//	edgedepth/<id>/cmd/<name>    commands and their replies (later)        1    no
+//	edgedepth/<id>/cmd/<name>    signed commands (telemetry/command);      1    no
+//	                             replies on cmd/<name>/reply
 //
 // The payloads of depth and pose are produced by other packages; this one only
 // routes them. The QoS and retained columns are the daemon's choices, passed to
