@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -136,14 +137,28 @@ http:
 		}
 		return false
 	})
+	// ... and an event announces it.
+	waitFor(t, msgs, 10*time.Second, "degraded event naming a camera", func(m message) bool {
+		return m.Topic == "edgedepth/"+robot+"/events" && strings.Contains(string(m.Payload), `"kind":"degraded"`) &&
+			strings.Contains(string(m.Payload), `"component":"camera `)
+	})
 	// Bring it back on the same address: ingest resumes by itself.
 	restarted := time.Now()
 	server = startDaemonArgs(t, nil, serveArgs...)
 	waitOutput(t, server, "right: rtsp://", 20*time.Second)
-	waitFor(t, msgs, 30*time.Second, "depth after the camera server restarted", func(m message) bool {
-		return m.Topic == "edgedepth/"+robot+"/depth" && m.At.After(restarted)
+	// Depth flows again, and an event says the cameras recovered (either may come first).
+	var resumed time.Duration
+	recovered := false
+	waitFor(t, msgs, 30*time.Second, "depth and a recovered event after the camera server restarted", func(m message) bool {
+		switch {
+		case m.Topic == "edgedepth/"+robot+"/depth" && m.At.After(restarted) && resumed == 0:
+			resumed = m.At.Sub(restarted)
+		case m.Topic == "edgedepth/"+robot+"/events" && strings.Contains(string(m.Payload), `"kind":"recovered"`) &&
+			strings.Contains(string(m.Payload), `"component":"camera `):
+			recovered = true
+		}
+		return resumed > 0 && recovered
 	})
-	resumed := time.Since(restarted)
 	t.Logf("ingest resumed %.1f s after the camera server restarted", resumed.Seconds())
 	if resumed > 5*time.Second {
 		t.Fatalf("ingest resumed %.1f s after the camera server came back, want within 5 s", resumed.Seconds())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/depth"
+	"github.com/edgedepth/edgedepth/health"
 	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
@@ -146,14 +147,16 @@ func (d *Daemon) runStatus(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastDone, lastAt := d.stats.framesDone.Load(), time.Now()
+	known := map[string]string{} // component → message of the warnings already announced
 	for {
+		st := d.status("")
 		if d.pins != nil && d.pins.LED != nil {
-			d.pins.LED.Set(ledState(d.status("").State))
+			d.pins.LED.Set(ledState(st.State))
 		}
 		if d.publisher != nil {
-			st := d.status("")
 			b, _ := json.Marshal(st)
 			d.publisher.Publish(d.topics.Status(), b, 1, true)
+			d.announceHealthChanges(st.Warnings, known)
 		}
 		select {
 		case <-ctx.Done():
@@ -164,6 +167,30 @@ func (d *Daemon) runStatus(ctx context.Context) {
 			d.stats.fps = float64(done-lastDone) / now.Sub(lastAt).Seconds()
 			d.stats.mu.Unlock()
 			lastDone, lastAt = done, now
+		}
+	}
+}
+
+// announceHealthChanges publishes an event for every warning that appeared or changed
+// ("degraded") and every one that cleared ("recovered") since the last call, so that a
+// consumer learns of a lost camera or broker without diffing status messages.
+func (d *Daemon) announceHealthChanges(warnings []health.Warning, known map[string]string) {
+	now := time.Now().UTC()
+	seen := make(map[string]bool, len(warnings))
+	for _, w := range warnings {
+		seen[w.Component] = true
+		if known[w.Component] == w.Message {
+			continue
+		}
+		known[w.Component] = w.Message
+		d.publisher.PublishJSON(d.topics.Events(), telemetry.Event{Time: now, Kind: "degraded",
+			Message: w.Component + ": " + w.Message, Fields: map[string]any{"component": w.Component}}, 1, false)
+	}
+	for c := range known {
+		if !seen[c] {
+			delete(known, c)
+			d.publisher.PublishJSON(d.topics.Events(), telemetry.Event{Time: now, Kind: "recovered",
+				Message: c + " is healthy again", Fields: map[string]any{"component": c}}, 1, false)
 		}
 	}
 }
