@@ -21,7 +21,7 @@
 //
 // Source.Run starts one goroutine per camera and returns nil, with both joined, when its
 // context ends. A camera that fails, or sends nothing for Config.StallTimeout, is
-// restarted after 0.5 s, then 1, 2, ... up to 30 s; the backoff resets once it has
+// restarted after 0.5 s, then 1, 2, up to 4 s; the backoff resets once it has
 // delivered frames for a minute. Its health component ("camera left", "camera right" or
 // "camera side-by-side") names the camera and the reason while it is down and clears on
 // its first frame back. While a camera is down, pairing pauses; buffers are flushed when

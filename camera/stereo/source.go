@@ -24,9 +24,12 @@ const (
 
 // Restart backoff of a failed camera: the first retry after restartMin, doubling up to
 // restartMax, back to restartMin once the camera has delivered frames for restartReset.
+// restartMax is short because a retry costs one TCP connect, while a robot waiting for its
+// camera is blind: a camera that comes back is picked up within restartMax (plus its
+// connection time), however long it was gone.
 const (
 	restartMin   = 500 * time.Millisecond
-	restartMax   = 30 * time.Second
+	restartMax   = 4 * time.Second
 	restartReset = time.Minute
 )
 
