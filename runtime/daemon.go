@@ -55,6 +55,10 @@ type Daemon struct {
 
 	previewMu sync.Mutex
 	preview   []byte // latest depth preview JPEG, for the HTTP viewer
+
+	// recal is the RTSP source's calibration and rectifier, for the recalibrate
+	// command; nil for a source without a calibration (sim).
+	recal *recalibration
 }
 
 // New prepares a daemon; it opens nothing (Run does).
@@ -314,7 +318,6 @@ func (d *Daemon) newRTSPSource() (camera.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source.rtsp.calibration: %w", err)
 	}
-	d.closers = append(d.closers, rect)
 	src := &stereo.Source{
 		Label:     "rtsp",
 		Rectifier: rect,
@@ -322,6 +325,9 @@ func (d *Daemon) newRTSPSource() (camera.Source, error) {
 		Health:    &d.health,
 		Log:       d.log.With("component", "camera"),
 	}
+	// recal closes whichever rectifier is current when the pipeline has stopped.
+	d.recal = &recalibration{src: src, cal: cal, unitM: r.CalibrationUnitM, files: r.Calibration, alpha: r.Alpha, rect: rect}
+	d.closers = append(d.closers, d.recal)
 	newCam := func(name string, c rtsp.Config) (*rtsp.Camera, error) {
 		cam, err := rtsp.New(name, c, d.log.With("component", "camera "+name))
 		if err != nil {
@@ -420,5 +426,6 @@ func (d *Daemon) newDispatcher() (*command.Dispatcher, error) {
 	disp.Register("status", func(context.Context, json.RawMessage) (any, error) {
 		return d.status(""), nil
 	}, command.WithTimeout(2*time.Second))
+	d.registerRecalibrate(disp)
 	return disp, nil
 }

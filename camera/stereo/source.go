@@ -61,7 +61,8 @@ type Source struct {
 	// SideBySide is one camera with the left eye in the left half of each frame.
 	SideBySide camera.MonoSource
 	// Rectifier rectifies each pair and gives its intrinsics and baseline; nil when the
-	// streams are already rectified.
+	// streams are already rectified. Set it before Run; while Run runs, change it only
+	// with SetRectifier.
 	Rectifier camera.Rectifier
 	// Intrinsics and BaselineM (metres) of the already-rectified streams, used only
 	// without a Rectifier.
@@ -77,7 +78,14 @@ type Source struct {
 	// Restart backoff; zero means the production values (tests shorten them).
 	restartMin, restartMax, restartReset time.Duration
 
+	// rectMu guards Rectifier once Run has started, and is held while a pair is
+	// rectified: SetRectifier therefore waits for the pair in progress, and the
+	// rectifier it replaces is unused once it returns.
+	rectMu sync.Mutex
+
 	mu            sync.Mutex
+	running       bool          // Run is between start-up and its return
+	captures      []*rawCapture // CaptureRaw calls waiting for pairs
 	cams          [2]camState
 	pairer        *Pairer
 	pairs         *camera.Ring
@@ -135,6 +143,7 @@ func (s *Source) run(ctx context.Context, emit func(camera.StereoFrame), needGeo
 	s.pairer = NewPairer(cfg, s.Health)
 	s.pairs = camera.NewRing(pairQueue)
 	s.sbsPairs, s.emitted, s.rectifyErrors, s.rectifyFailed = 0, 0, 0, false
+	s.running = true
 	if s.SideBySide != nil {
 		s.cams = [2]camState{{component: HealthSideBySide, name: s.SideBySide.Name()}}
 	} else {
@@ -183,6 +192,9 @@ func (s *Source) run(ctx context.Context, emit func(camera.StereoFrame), needGeo
 		if err != nil {
 			break
 		}
+		// Raw pairs for CaptureRaw are copied before rectification, so that they are
+		// exactly what the cameras delivered.
+		s.offerRaw(sf)
 		if out, ok := s.finish(log, sf, needGeometry); ok {
 			s.mu.Lock()
 			s.emitted++
@@ -192,6 +204,7 @@ func (s *Source) run(ctx context.Context, emit func(camera.StereoFrame), needGeo
 	}
 	cancel()
 	wg.Wait()
+	s.stopCaptures()
 	// A stopped source is not a degraded one: leave no stale warnings behind.
 	if s.Health != nil {
 		for _, c := range []string{HealthLeft, HealthRight, HealthSideBySide, HealthRectify, HealthPairing} {
@@ -210,7 +223,10 @@ func (s *Source) check(needGeometry bool) error {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
-	if s.Rectifier == nil && needGeometry {
+	s.rectMu.Lock()
+	rect := s.Rectifier
+	s.rectMu.Unlock()
+	if rect == nil && needGeometry {
 		if err := s.Intrinsics.Validate(); err != nil {
 			return fmt.Errorf("stereo: no rectifier, so the streams must be rectified and described: %w", err)
 		}
@@ -347,12 +363,15 @@ func (s *Source) noteFrame(c *camState, f camera.Frame) {
 // finish rectifies a pair and attaches its geometry; false drops the pair (counted).
 func (s *Source) finish(log *slog.Logger, sf camera.StereoFrame, needGeometry bool) (camera.StereoFrame, bool) {
 	var err error
-	switch {
-	case s.Rectifier != nil:
+	// Held for the whole pair: the images, intrinsics and baseline all come from one
+	// rectifier, whatever SetRectifier does meanwhile.
+	s.rectMu.Lock()
+	switch rect := s.Rectifier; {
+	case rect != nil:
 		var l, r camera.Image
-		if l, r, err = s.Rectifier.Rectify(sf.Left, sf.Right); err == nil {
+		if l, r, err = rect.Rectify(sf.Left, sf.Right); err == nil {
 			sf.Left, sf.Right = l, r
-			sf.Intrinsics, sf.BaselineM = s.Rectifier.Intrinsics(), s.Rectifier.BaselineM()
+			sf.Intrinsics, sf.BaselineM = rect.Intrinsics(), rect.BaselineM()
 		}
 	case sf.Left.Width != sf.Right.Width || sf.Left.Height != sf.Right.Height:
 		err = fmt.Errorf("left image is %dx%d, right %dx%d", sf.Left.Width, sf.Left.Height, sf.Right.Width, sf.Right.Height)
@@ -361,6 +380,7 @@ func (s *Source) finish(log *slog.Logger, sf camera.StereoFrame, needGeometry bo
 	default:
 		sf.Intrinsics, sf.BaselineM = s.Intrinsics, s.BaselineM
 	}
+	s.rectMu.Unlock()
 	s.mu.Lock()
 	first, recovered := err != nil && !s.rectifyFailed, err == nil && s.rectifyFailed
 	s.rectifyFailed = err != nil
