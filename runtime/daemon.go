@@ -427,5 +427,6 @@ func (d *Daemon) newDispatcher() (*command.Dispatcher, error) {
 		return d.status(""), nil
 	}, command.WithTimeout(2*time.Second))
 	d.registerRecalibrate(disp)
+	d.registerChessboard(disp)
 	return disp, nil
 }

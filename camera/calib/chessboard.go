@@ -12,6 +12,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/camera/calib3d"
 )
 
@@ -123,50 +124,122 @@ type ChessboardResult struct {
 // reported in PairsRejected (and to progress, when not nil, as each pair is done); an
 // image that cannot be read or has another size is an error, because it means the list
 // of files is wrong rather than that one view was bad.
+//
+// The images are read one pair at a time, as the calibration goes, and handed to the
+// code CalibrateChessboardFrames runs on images in memory.
 func CalibrateChessboard(pairs []ImagePair, board Board, progress func(PairProgress)) (ChessboardResult, error) {
-	if err := board.Validate(); err != nil {
-		return ChessboardResult{}, err
-	}
 	if len(pairs) == 0 {
 		return ChessboardResult{}, errors.New("calib: no image pairs")
 	}
+	return calibrateChessboard(len(pairs), func(i int) (ImagePair, [2]*image.Gray, error) {
+		var g [2]*image.Gray
+		for k, path := range []string{pairs[i].Left, pairs[i].Right} {
+			var err error
+			if g[k], err = loadGray(path); err != nil {
+				return pairs[i], g, err
+			}
+		}
+		return pairs[i], g, nil
+	}, board, progress)
+}
+
+// CalibrateChessboardFrames is CalibrateChessboard on images in memory, such as raw
+// pairs captured from the live cameras (stereo.Source.CaptureRaw): the same procedure,
+// figures and rejection of pairs without the whole board in both images. The pairs are
+// named "pair N left" and "pair N right" (N from 1) in PairsUsed, PairsRejected and
+// progress. Every image must have the size of the first one.
+func CalibrateChessboardFrames(pairs []FramePair, board Board, progress func(PairProgress)) (ChessboardResult, error) {
+	if len(pairs) == 0 {
+		return ChessboardResult{}, errors.New("calib: no image pairs")
+	}
+	return calibrateChessboard(len(pairs), func(i int) (ImagePair, [2]*image.Gray, error) {
+		return frameGray(i, pairs[i])
+	}, board, progress)
+}
+
+// ChessboardInFrames reports whether both images of p show the whole board, with the
+// detection CalibrateChessboardFrames uses: a capture can keep only the pairs the
+// calibration will use. reason says which image lacks the board when found is false.
+func ChessboardInFrames(p FramePair, board Board) (found bool, reason string, err error) {
+	if err := board.Validate(); err != nil {
+		return false, "", err
+	}
+	name, g, err := frameGray(0, p)
+	if err != nil {
+		return false, "", err
+	}
+	_, reason, err = pairCorners(name, g, board)
+	return err == nil && reason == "", reason, err
+}
+
+// frameGray names the i-th in-memory pair and converts it to grey.
+func frameGray(i int, p FramePair) (ImagePair, [2]*image.Gray, error) {
+	name := ImagePair{Left: fmt.Sprintf("pair %d left", i+1), Right: fmt.Sprintf("pair %d right", i+1)}
+	var g [2]*image.Gray
+	for k, img := range []camera.Image{p.Left, p.Right} {
+		if img.Width <= 0 || img.Height <= 0 || len(img.Pix) != 3*img.Width*img.Height {
+			return name, g, fmt.Errorf("calib: %s: %dx%d image with %d bytes: not a packed RGB image",
+				[2]string{name.Left, name.Right}[k], img.Width, img.Height, len(img.Pix))
+		}
+		g[k] = grayOf(img)
+	}
+	return name, g, nil
+}
+
+// pairCorners finds the board's corners in both images of a pair; reason says why the
+// pair is not usable (the board is missing from one image or both), "" when it is.
+func pairCorners(p ImagePair, imgs [2]*image.Gray, board Board) (corners [2][]gocv.Point2f, reason string, err error) {
 	pattern := image.Point{X: board.Cols, Y: board.Rows}
+	for k, path := range []string{p.Left, p.Right} {
+		// Looking in the right image even after the left failed costs a little
+		// time and tells the operator about both.
+		c, found, err := calib3d.FindChessboardCornersGray(imgs[k], pattern)
+		if err != nil {
+			return corners, "", fmt.Errorf("calib: %s: %w", path, err)
+		}
+		if !found {
+			side := [2]string{"left", "right"}[k]
+			if reason != "" {
+				reason = "no complete board in either image"
+			} else {
+				reason = fmt.Sprintf("no complete %dx%d board in the %s image", board.Cols, board.Rows, side)
+			}
+			continue
+		}
+		corners[k] = c
+	}
+	return corners, reason, nil
+}
+
+// calibrateChessboard is the one calibration path of CalibrateChessboard and
+// CalibrateChessboardFrames: pair(i) names the i-th of n pairs and gives its left and
+// right images in grey, or an error that stops the calibration.
+func calibrateChessboard(n int, pair func(i int) (ImagePair, [2]*image.Gray, error), board Board, progress func(PairProgress)) (ChessboardResult, error) {
+	if err := board.Validate(); err != nil {
+		return ChessboardResult{}, err
+	}
 	var (
 		res        ChessboardResult
 		size       image.Point
 		sizeFrom   string
 		img1, img2 [][]gocv.Point2f
 	)
-	for i, p := range pairs {
-		var corners [2][]gocv.Point2f
-		reason := ""
+	for i := range n {
+		p, imgs, err := pair(i)
+		if err != nil {
+			return ChessboardResult{}, err
+		}
 		for k, path := range []string{p.Left, p.Right} {
-			g, err := loadGray(path)
-			if err != nil {
-				return ChessboardResult{}, err
-			}
-			if s := g.Rect.Size(); sizeFrom == "" {
+			if s := imgs[k].Rect.Size(); sizeFrom == "" {
 				size, sizeFrom = s, path
 			} else if s != size {
 				return ChessboardResult{}, fmt.Errorf("calib: %s is %dx%d but %s is %dx%d: all images must have one size",
 					path, s.X, s.Y, sizeFrom, size.X, size.Y)
 			}
-			// Looking in the right image even after the left failed costs a little
-			// time and tells the operator about both.
-			c, found, err := calib3d.FindChessboardCornersGray(g, pattern)
-			if err != nil {
-				return ChessboardResult{}, fmt.Errorf("calib: %s: %w", path, err)
-			}
-			if !found {
-				side := [2]string{"left", "right"}[k]
-				if reason != "" {
-					reason = "no complete board in either image"
-				} else {
-					reason = fmt.Sprintf("no complete %dx%d board in the %s image", board.Cols, board.Rows, side)
-				}
-				continue
-			}
-			corners[k] = c
+		}
+		corners, reason, err := pairCorners(p, imgs, board)
+		if err != nil {
+			return ChessboardResult{}, err
 		}
 		if reason == "" {
 			res.PairsUsed = append(res.PairsUsed, p)
@@ -176,12 +249,12 @@ func CalibrateChessboard(pairs []ImagePair, board Board, progress func(PairProgr
 			res.PairsRejected = append(res.PairsRejected, RejectedPair{Pair: p, Reason: reason})
 		}
 		if progress != nil {
-			progress(PairProgress{Index: i, Total: len(pairs), Pair: p, Used: reason == "", Reason: reason})
+			progress(PairProgress{Index: i, Total: n, Pair: p, Used: reason == "", Reason: reason})
 		}
 	}
 	if len(res.PairsUsed) < MinChessboardPairs {
 		return res, fmt.Errorf("calib: %w: %d of %d, want at least %d (is the board %dx%d inner corners?)",
-			ErrTooFewPairs, len(res.PairsUsed), len(pairs), MinChessboardPairs, board.Cols, board.Rows)
+			ErrTooFewPairs, len(res.PairsUsed), n, MinChessboardPairs, board.Cols, board.Rows)
 	}
 
 	obj := make([][]gocv.Point3f, len(img1))
@@ -284,4 +357,16 @@ func loadGray(path string) (*image.Gray, error) {
 	g := image.NewGray(img.Bounds())
 	draw.Draw(g, g.Rect, img, img.Bounds().Min, draw.Src)
 	return g, nil
+}
+
+// grayOf converts a packed RGB image to grey with the luma weights of Go's
+// color.GrayModel (what loadGray's conversion of colour files uses), so that a grey
+// image carried in RGB (v, v, v) comes back exactly.
+func grayOf(img camera.Image) *image.Gray {
+	g := image.NewGray(image.Rect(0, 0, img.Width, img.Height))
+	for i, j := 0, 0; j < len(g.Pix); i, j = i+3, j+1 {
+		r, gr, b := uint32(img.Pix[i])*0x101, uint32(img.Pix[i+1])*0x101, uint32(img.Pix[i+2])*0x101
+		g.Pix[j] = uint8((19595*r + 38470*gr + 7471*b + 1<<15) >> 24)
+	}
+	return g
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/camera/calib3d"
 )
 
@@ -227,5 +228,92 @@ func TestCalibrateChessboardRejectsPairs(t *testing.T) {
 	}
 	if !errors.Is(fmt.Errorf("x: %w", ErrTooFewPairs), ErrTooFewPairs) {
 		t.Fatal("ErrTooFewPairs does not wrap")
+	}
+}
+
+// rgbOf carries a grey image in a packed RGB camera.Image, as the live cameras deliver.
+func rgbOf(g *image.Gray) camera.Image {
+	img := camera.NewImage(g.Rect.Dx(), g.Rect.Dy())
+	for i, v := range g.Pix {
+		img.Pix[3*i], img.Pix[3*i+1], img.Pix[3*i+2] = v, v, v
+	}
+	return img
+}
+
+// TestCalibrateChessboardFramesMatchesOpenCVSample: OpenCV's sample pairs in memory
+// give OpenCV's figures, and exactly those of the same pairs read from files.
+func TestCalibrateChessboardFramesMatchesOpenCVSample(t *testing.T) {
+	files := samplePairs(t)
+	frames := make([]FramePair, 0, len(files)+1)
+	for _, p := range files {
+		l, err := loadGray(p.Left)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := loadGray(p.Right)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, FramePair{Left: rgbOf(l), Right: rgbOf(r)})
+	}
+	// A pair without the board (a grey right image) is rejected, the rest used.
+	blank := camera.NewImage(640, 480)
+	for i := range blank.Pix {
+		blank.Pix[i] = 128
+	}
+	frames = append(frames, FramePair{Left: frames[0].Left, Right: blank})
+	board := Board{Cols: sampleBoardCols, Rows: sampleBoardRows, SquareM: sampleSquareM}
+	var progress []PairProgress
+	res, err := CalibrateChessboardFrames(frames, board, func(p PairProgress) { progress = append(progress, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pairs %d, RMS %.6f (OpenCV %.6f), epipolar %.6f (OpenCV %.6f), baseline %.6f m, fx %.3f",
+		len(res.PairsUsed), res.RMS, opencvRMS, res.EpipolarError, opencvEpipolar, res.Stereo.Baseline(), res.Stereo.K1[0])
+	if len(res.PairsUsed) != opencvPairs || len(res.PairsRejected) != 1 ||
+		res.PairsRejected[0].Pair.Right != fmt.Sprintf("pair %d right", len(frames)) ||
+		!strings.Contains(res.PairsRejected[0].Reason, "right image") {
+		t.Errorf("used %v, rejected %v", res.PairsUsed, res.PairsRejected)
+	}
+	if len(progress) != len(frames) || progress[0].Pair.Left != "pair 1 left" || progress[len(progress)-1].Used {
+		t.Errorf("progress reports %+v", progress)
+	}
+	if !within(res.RMS, opencvRMS, tolQuality) || !within(res.EpipolarError, opencvEpipolar, tolQuality) {
+		t.Errorf("RMS %.6f, epipolar %.6f px; OpenCV's sample %.6f, %.6f ± %g%%",
+			res.RMS, res.EpipolarError, opencvRMS, opencvEpipolar, tolQuality*100)
+	}
+	if !within(res.Stereo.Baseline(), opencvBaselineM, tolGeometry) || !within(res.Stereo.K1[0], opencvFx, tolGeometry) {
+		t.Errorf("baseline %.6f m, fx %.3f; OpenCV's sample %.6f m, %.3f ± %g%%",
+			res.Stereo.Baseline(), res.Stereo.K1[0], opencvBaselineM, opencvFx, tolGeometry*100)
+	}
+	// One code path: the same pixels from files give the same figures, bit for bit.
+	fromFiles, err := CalibrateChessboard(files, board, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromFiles.RMS != res.RMS || fromFiles.EpipolarError != res.EpipolarError || fromFiles.Stereo.T != res.Stereo.T {
+		t.Errorf("files: RMS %v epipolar %v T %v; frames: RMS %v epipolar %v T %v",
+			fromFiles.RMS, fromFiles.EpipolarError, fromFiles.Stereo.T, res.RMS, res.EpipolarError, res.Stereo.T)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		frames []FramePair
+		want   string
+	}{
+		{"no pairs", nil, "no image pairs"},
+		{"empty image", []FramePair{{Left: camera.Image{}, Right: blank}}, "pair 1 left"},
+		{"mismatched size", []FramePair{frames[0], {Left: camera.NewImage(320, 240), Right: camera.NewImage(320, 240)}}, "all images must have one size"},
+		{"no pattern", []FramePair{{Left: blank, Right: blank}, {Left: blank, Right: blank}}, "too few pairs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CalibrateChessboardFrames(tc.frames, board, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if n := calib3d.LiveObjects(); n != 0 {
+		t.Errorf("%d calib3d objects still live", n)
 	}
 }
