@@ -73,16 +73,7 @@ type ChessboardCalibrationResult struct {
 	EpipolarPx float64 `json:"epipolar_px"`
 	BaselineM  float64 `json:"baseline_m"`
 	Fx         float64 `json:"fx"`
-	// Applied: the live pipeline rectifies with the new calibration; NotApplied says
-	// why not.
-	Applied    bool   `json:"applied"`
-	NotApplied string `json:"not_applied,omitempty"`
-	// Saved: File holds the new calibration and Backup the old one (empty when there
-	// was no old file); NotSaved says why not.
-	Saved    bool   `json:"saved"`
-	File     string `json:"file,omitempty"`
-	Backup   string `json:"backup,omitempty"`
-	NotSaved string `json:"not_saved,omitempty"`
+	CalibrationUpdate
 }
 
 // registerChessboard adds the calibrate/chessboard command to disp.
@@ -225,38 +216,9 @@ func (r *recalibration) chessboard(ctx context.Context, a chessboardArgs) (any, 
 		PairsUsed: len(c.res.PairsUsed), PairsRejected: seen - len(c.res.PairsUsed), PairsSeen: seen,
 		RMSPx: c.res.RMS, EpipolarPx: c.res.EpipolarError, BaselineM: s.Baseline(), Fx: s.K1[0],
 	}
-	switch {
-	case !a.Apply:
-		res.NotApplied = "apply is false"
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("chessboard calibration not applied: %w", ctx.Err())
-	default:
-		if err := r.apply(s); err != nil {
-			res.NotApplied = err.Error()
-		} else {
-			res.Applied = true
-		}
-	}
-	switch {
-	case !res.Applied:
-		res.NotSaved = "not applied"
-	case !a.Save:
-		res.NotSaved = "save is false"
-	case len(r.files) != 1:
-		res.NotSaved = fmt.Sprintf("the calibration comes from %d files (%v), not one OpenCV YAML/XML file: write the new one with `edgedepth calib` or by hand", len(r.files), r.files)
-	default:
-		saved := s
-		if r.unitM != 1 {
-			saved = saved.ScaleTranslation(1 / r.unitM) // back to the file's unit
-		}
-		res.File = r.files[0]
-		backup, err := calib.SaveWithBackup(r.files[0], saved)
-		res.Backup = backup
-		if err != nil {
-			res.NotSaved = err.Error()
-		} else {
-			res.Saved = true
-		}
+	var err error
+	if res.CalibrationUpdate, err = r.update(ctx, s, a.Apply, a.Save, ""); err != nil {
+		return nil, fmt.Errorf("chessboard calibration not applied: %w", err)
 	}
 	return res, nil
 }

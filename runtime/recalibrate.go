@@ -101,6 +101,12 @@ type RecalibrationResult struct {
 	Inliers int  `json:"inliers"`
 	Frames  int  `json:"frames"`
 	Better  bool `json:"better"`
+	CalibrationUpdate
+}
+
+// CalibrationUpdate says what became of a new calibration; its fields appear at the top
+// level of a command's reply.
+type CalibrationUpdate struct {
 	// Applied: the live pipeline rectifies with the new calibration; NotApplied says
 	// why not.
 	Applied    bool   `json:"applied"`
@@ -206,42 +212,58 @@ func (r *recalibration) run(ctx context.Context, a recalibrateArgs) (any, error)
 		Matches:  est.Matches, Inliers: est.Inliers, Frames: len(pairs),
 		Better: est.Better,
 	}
+	keep := ""
+	if !est.Better {
+		keep = "the correction does not lower the median vertical disparity: the calibration is kept"
+	}
+	if res.CalibrationUpdate, err = r.update(ctx, est.Corrected, a.Apply, a.Save, keep); err != nil {
+		return nil, fmt.Errorf("recalibration not applied: %w", err)
+	}
+	return res, nil
+}
+
+// update applies s to the live pipeline (unless keep says why not, or apply is false)
+// and then saves it over the calibration file with a backup (if save, and the
+// calibration came from one file). It returns ctx's error, applying nothing, when the
+// command's time is up.
+func (r *recalibration) update(ctx context.Context, s calib.Stereo, apply, save bool, keep string) (CalibrationUpdate, error) {
+	var u CalibrationUpdate
 	switch {
-	case !est.Better:
-		res.NotApplied = "the correction does not lower the median vertical disparity: the calibration is kept"
-	case !a.Apply:
-		res.NotApplied = "apply is false"
+	case keep != "":
+		u.NotApplied = keep
+	case !apply:
+		u.NotApplied = "apply is false"
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("recalibration not applied: %w", ctx.Err())
+		return u, ctx.Err()
 	default:
-		if err := r.apply(est.Corrected); err != nil {
-			res.NotApplied = err.Error()
+		if err := r.apply(s); err != nil {
+			u.NotApplied = err.Error()
 		} else {
-			res.Applied = true
+			u.Applied = true
 		}
 	}
 	switch {
-	case !res.Applied:
-		res.NotSaved = "not applied"
-	case !a.Save:
-		res.NotSaved = "save is false"
+	case !u.Applied:
+		u.NotSaved = "not applied"
+	case !save:
+		u.NotSaved = "save is false"
 	case len(r.files) != 1:
-		res.NotSaved = fmt.Sprintf("the calibration comes from %d files (%v), not one OpenCV YAML/XML file: write the new one with `edgedepth calib` or by hand", len(r.files), r.files)
+		u.NotSaved = fmt.Sprintf("the calibration comes from %d files (%v), not one OpenCV YAML/XML file: write the new one with `edgedepth calib` or by hand", len(r.files), r.files)
 	default:
-		saved := est.Corrected
+		saved := s
 		if r.unitM != 1 {
 			saved = saved.ScaleTranslation(1 / r.unitM) // back to the file's unit
 		}
-		res.File = r.files[0]
+		u.File = r.files[0]
 		backup, err := calib.SaveWithBackup(r.files[0], saved)
-		res.Backup = backup
+		u.Backup = backup
 		if err != nil {
-			res.NotSaved = err.Error()
+			u.NotSaved = err.Error()
 		} else {
-			res.Saved = true
+			u.Saved = true
 		}
 	}
-	return res, nil
+	return u, nil
 }
 
 // apply makes the live source rectify with corrected and closes the replaced
