@@ -2,11 +2,13 @@ package hiltests
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -282,30 +284,58 @@ func BenchmarkFFmpegDecodeSameStreams(b *testing.B) {
 
 // BenchmarkIngestMemory10kPairs: the heap stays steady while pairs flow. Meaningful only
 // with many pairs, -benchtime=10000x (about 6 minutes at 30 fps: give go test a
-// -timeout above that): it records the live heap (after a GC) after the warm-up and
-// after b.N pairs, and reports the growth in MB (heap-growth-MB; a leak of one
-// 1280x720 RGB image per 1000 pairs would show as ~27 MB over 10,000). A few MB either
-// way is the pairs and frames in flight at the moment of each snapshot.
+// -timeout above that). It samples the live heap (after a GC) every 500 pairs and fits a
+// line through the samples: heap-slope-KB/1k-pairs is the growth rate (a leak of one
+// 1280x720 RGB image per 1000 pairs would show as ~2,700), robust to the ±10 MB that
+// the pairs in flight at the moment of any one sample add. heap-growth-MB is last minus
+// first sample, for reference.
 func BenchmarkIngestMemory10kPairs(b *testing.B) {
 	left, right := benchStreams(b)
 	rig := startIngest(b, left, right, false)
 	rig.warmUp(b)
-	heap := func() uint64 {
+	heap := func() float64 {
 		runtime.GC()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
+		return float64(m.HeapAlloc)
 	}
-	h0 := heap()
+	const every = 500
+	var xs, ys []float64 // pairs done, heap bytes
 	b.ResetTimer()
-	for range b.N {
+	for i := range b.N {
+		if i%every == 0 {
+			b.StopTimer()
+			xs, ys = append(xs, float64(i)), append(ys, heap())
+			b.StartTimer()
+		}
 		rig.next(b)
 	}
 	b.StopTimer()
-	h1 := heap()
-	growth := (float64(h1) - float64(h0)) / 1e6
-	b.ReportMetric(growth, "heap-growth-MB")
-	b.ReportMetric(float64(h1)/1e6, "heap-MB")
-	b.Logf("N=%d: heap %.1f MB after warm-up, %.1f MB after (growth %+.1f MB); stats %+v",
-		b.N, float64(h0)/1e6, float64(h1)/1e6, growth, rig.src.Stats().Pairing)
+	xs, ys = append(xs, float64(b.N)), append(ys, heap())
+	// Least-squares slope of heap over pairs.
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
+	}
+	mx, my = mx/float64(len(xs)), my/float64(len(xs))
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	slope := 0.0
+	if sxx > 0 {
+		slope = sxy / sxx // bytes per pair
+	}
+	first, last := ys[0], ys[len(ys)-1]
+	b.ReportMetric(slope, "heap-slope-KB/1k-pairs") // bytes/pair = KB per 1000 pairs
+	b.ReportMetric((last-first)/1e6, "heap-growth-MB")
+	b.ReportMetric(last/1e6, "heap-MB")
+	mb := make([]string, len(ys))
+	for i, y := range ys {
+		mb[i] = fmt.Sprintf("%.0f", y/1e6)
+	}
+	b.Logf("N=%d: live heap every %d pairs (MB): %s; slope %.0f bytes/pair; pairing %+v",
+		b.N, every, strings.Join(mb, " "), slope, rig.src.Stats().Pairing)
 }
