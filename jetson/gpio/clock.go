@@ -1,37 +1,12 @@
 package gpio
 
-import "time"
+import "github.com/edgedepth/edgedepth/jetson/clock"
 
-// Clock is the time source of the trigger, LED and button loops. Production uses the
-// system clock (nil Clock fields mean that); tests inject a fake to record exact
-// schedules.
-type Clock interface {
-	Now() time.Time
-	// Timer fires once the clock reaches at.
-	Timer(at time.Time) Timer
-}
+// Clock is the time source of the trigger, LED and button loops (nil fields mean the
+// system clock); tests inject a fake to record exact schedules.
+type Clock = clock.Clock
 
 // Timer is a one-shot timer of a Clock.
-type Timer interface {
-	C() <-chan time.Time
-	// Stop releases the timer; it reports whether it stopped it before it fired.
-	Stop() bool
-}
+type Timer = clock.Timer
 
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) Timer(at time.Time) Timer { return systemTimer{time.NewTimer(time.Until(at))} }
-
-type systemTimer struct{ t *time.Timer }
-
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop() bool          { return t.t.Stop() }
-
-func clockOr(c Clock) Clock {
-	if c == nil {
-		return systemClock{}
-	}
-	return c
-}
+func clockOr(c Clock) Clock { return clock.Or(c) }
