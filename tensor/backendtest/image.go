@@ -1,0 +1,7 @@
+package backendtest
+
+import "testing"
+
+func (s *suite) testImage(t *testing.T) {
+	t.Skip("image ops: conformance tests not written yet")
+}

@@ -1,0 +1,100 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/edgedepth/edgedepth/tensor"
+)
+
+// Zeros implements tensor.Backend.
+func (b *Backend) Zeros(dtype tensor.DType, shape ...int) (*tensor.Tensor, error) {
+	if err := checkDims("zeros", shape); err != nil {
+		return nil, err
+	}
+	switch dtype {
+	case tensor.Float32:
+		return newF(shape), nil
+	case tensor.Int32:
+		return newI(shape), nil
+	}
+	return nil, fmt.Errorf("zeros: unknown dtype %v", dtype)
+}
+
+// Full implements tensor.Backend.
+func (b *Backend) Full(v float32, shape ...int) (*tensor.Tensor, error) {
+	if err := checkDims("full", shape); err != nil {
+		return nil, err
+	}
+	t := newF(shape)
+	d := f32(t)
+	for i := range d {
+		d[i] = v
+	}
+	return t, nil
+}
+
+// FromHost implements tensor.Backend.
+func (b *Backend) FromHost(data []float32, shape ...int) (*tensor.Tensor, error) {
+	if err := checkDims("fromhost", shape); err != nil {
+		return nil, err
+	}
+	if tensor.Shape(shape).Len() != len(data) {
+		return nil, fmt.Errorf("fromhost: %d values for shape %v (%d elements): %w", len(data), tensor.Shape(shape), tensor.Shape(shape).Len(), tensor.ErrShape)
+	}
+	t := newF(shape)
+	copy(f32(t), data)
+	return t, nil
+}
+
+// ToHost implements tensor.Backend.
+func (b *Backend) ToHost(t *tensor.Tensor) ([]float32, error) {
+	if err := tensor.CheckFloat("tohost", t); err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), f32(t)...), nil
+}
+
+// Copy implements tensor.Backend.
+func (b *Backend) Copy(dst, src *tensor.Tensor) error {
+	if err := tensor.CheckFloat("copy", dst, src); err != nil {
+		return err
+	}
+	if dst.Len() != src.Len() {
+		return tensor.ShapeError("copy", "element counts differ", dst, src)
+	}
+	copy(f32(dst), f32(src))
+	return nil
+}
+
+// AddTo implements tensor.Backend.
+func (b *Backend) AddTo(dst, src *tensor.Tensor) error {
+	if err := tensor.CheckFloat("addto", dst, src); err != nil {
+		return err
+	}
+	if dst.Len() != src.Len() {
+		return tensor.ShapeError("addto", "element counts differ", dst, src)
+	}
+	d, s := f32(dst), f32(src)
+	b.parallel(len(d), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] += s[i]
+		}
+	})
+	return nil
+}
+
+// Free implements tensor.Backend: host memory goes back to the garbage collector.
+func (b *Backend) Free(t *tensor.Tensor) {
+	if bf, ok := t.Buffer.(*buffer); ok {
+		bf.f, bf.i = nil, nil
+	}
+}
+
+func checkDims(op string, shape []int) error {
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("%s: negative dimension in %v: %w", op, tensor.Shape(shape), tensor.ErrShape)
+		}
+	}
+	return nil
+}
