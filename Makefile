@@ -7,8 +7,8 @@ CONFIG   ?= configs/default.yaml
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 # Debian 12 packages: to build and run, and in addition to test.
-RUN_DEBS  := pkg-config libopencv-dev libavcodec-dev libavutil-dev libswscale-dev
-TEST_DEBS := $(RUN_DEBS) mosquitto mosquitto-clients ffmpeg opencv-doc systemd \
+RUN_DEBS  := pkg-config libopencv-dev libavcodec-dev libavutil-dev libswscale-dev libopenblas-dev
+TEST_DEBS := $(RUN_DEBS) mosquitto mosquitto-clients ffmpeg opencv-doc systemd python3-torch python3-torchvision \
 	gstreamer1.0-tools gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 

@@ -86,11 +86,13 @@ func Conv2DShape(x, w, bias *Tensor, p Conv2DParams) (Shape, error) {
 	if p.Stride[0] < 1 || p.Stride[1] < 1 || p.Padding[0] < 0 || p.Padding[1] < 0 {
 		return nil, fmt.Errorf("%s: bad stride %v or padding %v", op, p.Stride, p.Padding)
 	}
-	oh := (h+2*p.Padding[0]-kh)/p.Stride[0] + 1
-	ow := (wd+2*p.Padding[1]-kw)/p.Stride[1] + 1
-	if oh < 1 || ow < 1 {
+	// Checked before dividing: Go's division truncates towards zero, so a kernel
+	// slightly larger than the padded input would otherwise give one output.
+	if h+2*p.Padding[0] < kh || wd+2*p.Padding[1] < kw {
 		return nil, ShapeError(op, "kernel larger than the padded input", x, w)
 	}
+	oh := (h+2*p.Padding[0]-kh)/p.Stride[0] + 1
+	ow := (wd+2*p.Padding[1]-kw)/p.Stride[1] + 1
 	return Shape{n, o, oh, ow}, nil
 }
 
@@ -104,11 +106,11 @@ func Pool2DShape(op string, x *Tensor, p Pool2DParams) (Shape, error) {
 		p.Padding[0] < 0 || p.Padding[1] < 0 || 2*p.Padding[0] > p.Kernel[0] || 2*p.Padding[1] > p.Kernel[1] {
 		return nil, fmt.Errorf("%s: bad kernel %v, stride %v or padding %v", op, p.Kernel, p.Stride, p.Padding)
 	}
-	oh := (x.Shape[2]+2*p.Padding[0]-p.Kernel[0])/p.Stride[0] + 1
-	ow := (x.Shape[3]+2*p.Padding[1]-p.Kernel[1])/p.Stride[1] + 1
-	if oh < 1 || ow < 1 {
+	if x.Shape[2]+2*p.Padding[0] < p.Kernel[0] || x.Shape[3]+2*p.Padding[1] < p.Kernel[1] {
 		return nil, ShapeError(op, fmt.Sprintf("kernel %v larger than the padded input", p.Kernel), x)
 	}
+	oh := (x.Shape[2]+2*p.Padding[0]-p.Kernel[0])/p.Stride[0] + 1
+	ow := (x.Shape[3]+2*p.Padding[1]-p.Kernel[1])/p.Stride[1] + 1
 	return Shape{x.Shape[0], x.Shape[1], oh, ow}, nil
 }
 
