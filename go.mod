@@ -6,6 +6,7 @@ require (
 	github.com/bluenviron/gortsplib/v5 v5.6.4
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/mochi-mqtt/server/v2 v2.7.9
+	github.com/nlpodyssey/gopickle v0.2.0
 	github.com/pion/rtcp v1.2.17
 	github.com/pion/rtp v1.10.5
 	github.com/prometheus/client_golang v1.23.2

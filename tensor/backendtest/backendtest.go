@@ -244,4 +244,3 @@ func (s *suite) testMemory(t *testing.T) {
 		t.Errorf("AddTo [24] += [3 5]: %v, want a shape error", err)
 	}
 }
-

@@ -15,12 +15,12 @@ import (
 	"github.com/edgedepth/edgedepth/tensor"
 )
 
-// TestTorchSampling checks GridSample and PhotometricMin, values and gradients, against
+// TestTorchGridSamplePhotometric checks GridSample and PhotometricMin, values and gradients, against
 // PyTorch itself (float64, autograd) on one small random case: the conformance suite
 // checks the ops against references written in Go from the contract; this checks that
 // the contract and those references mean what PyTorch (and so Monodepth2) computes.
 // It needs /usr/bin/python3 with torch and is skipped without them.
-func TestTorchSampling(t *testing.T) {
+func TestTorchGridSamplePhotometric(t *testing.T) {
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
 		t.Skipf("no %s: %v", python, err)
@@ -35,7 +35,7 @@ func TestTorchSampling(t *testing.T) {
 	// where PyTorch's clamp gradient switches off. PyTorch takes normalised coordinates;
 	// the script converts, as monodepth2_ref.warp does.
 	const n, c, hs, ws, h, w = 2, 3, 6, 9, 5, 7
-	src := randU(r, n*c*hs*ws, 0, 1)
+	src := samplingTorchRand(r, n*c*hs*ws, 0, 1)
 	coords := make([]float32, 0, n*2*h*w)
 	for range n {
 		for _, size := range []int{ws, hs} {
@@ -44,7 +44,7 @@ func TestTorchSampling(t *testing.T) {
 			}
 		}
 	}
-	dy := randU(r, n*c*h*w, -1, 1)
+	dy := samplingTorchRand(r, n*c*h*w, -1, 1)
 
 	// Photometric minimum: draw until every pixel's winner leads by 1e-4, so that
 	// float32 and float64 agree on it; the errors of each candidate alone come from
@@ -54,25 +54,25 @@ func TestTorchSampling(t *testing.T) {
 	var cands [][]float32
 	var offset []float32
 	for try := 0; ; try++ {
-		target = randU(r, n*c*h*w, 0, 1)
+		target = samplingTorchRand(r, n*c*h*w, 0, 1)
 		cands = make([][]float32, k)
 		for i := range cands {
-			cands[i] = randU(r, n*c*h*w, 0, 1)
+			cands[i] = samplingTorchRand(r, n*c*h*w, 0, 1)
 			if i%2 == 0 {
 				for j := range cands[i] {
 					cands[i][j] = min(max(target[j]+0.1*float32(r.NormFloat64()), 0), 1)
 				}
 			}
 		}
-		offset = randU(r, n*k*h*w, -0.05, 0.05)
-		if photoMargin(t, b, target, cands, offset, n, c, h, w) > 1e-4 {
+		offset = samplingTorchRand(r, n*k*h*w, -0.05, 0.05)
+		if samplingTorchMargin(t, b, target, cands, offset, n, c, h, w) > 1e-4 {
 			break
 		}
 		if try == 50 {
 			t.Fatal("no images with distinct winners in 50 draws")
 		}
 	}
-	dMin := randU(r, n*h*w, -1, 1)
+	dMin := samplingTorchRand(r, n*h*w, -1, 1)
 
 	in := map[string]any{
 		"src": src, "src_shape": []int{n, c, hs, ws}, "coords": coords, "coords_shape": []int{n, 2, h, w},
@@ -89,7 +89,7 @@ func TestTorchSampling(t *testing.T) {
 	if err := os.WriteFile(inPath, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(python, "-c", torchScript, inPath, outPath)
+	cmd := exec.Command(python, "-c", samplingTorchScript, inPath, outPath)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -104,11 +104,11 @@ func TestTorchSampling(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out struct {
-		Torch                  string
-		GS, GSDsrc, GSDcoords  []float64
-		PMMin                  []float64
-		PMArgmin               []int32
-		PMGrads                [][]float64
+		Torch                 string
+		GS, GSDsrc, GSDcoords []float64
+		PMMin                 []float64
+		PMArgmin              []int32
+		PMGrads               [][]float64
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatal(err)
@@ -127,13 +127,13 @@ func TestTorchSampling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	near(t, "GridSample", f32(y), out.GS, 1e-5)
+	samplingTorchNear(t, "GridSample", f32(y), out.GS, 1e-5)
 	ds, dc, err := b.GridSampleBackward(st, ct, dyt, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	near(t, "GridSample dsrc", f32(ds), out.GSDsrc, 1e-5)
-	near(t, "GridSample dcoords", f32(dc), out.GSDcoords, 1e-5)
+	samplingTorchNear(t, "GridSample dsrc", f32(ds), out.GSDsrc, 1e-5)
+	samplingTorchNear(t, "GridSample dcoords", f32(dc), out.GSDcoords, 1e-5)
 
 	tt := put(target, n, c, h, w)
 	cts := make([]*tensor.Tensor, k)
@@ -144,7 +144,7 @@ func TestTorchSampling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	near(t, "PhotometricMin", f32(minE), out.PMMin, 1e-5)
+	samplingTorchNear(t, "PhotometricMin", f32(minE), out.PMMin, 1e-5)
 	for i, a := range i32(argmin) {
 		if a != out.PMArgmin[i] {
 			t.Errorf("PhotometricMin argmin[%d] = %d, torch %d", i, a, out.PMArgmin[i])
@@ -156,12 +156,12 @@ func TestTorchSampling(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, g := range grads {
-		near(t, "PhotometricMin dcandidate", f32(g), out.PMGrads[i], 1e-5)
+		samplingTorchNear(t, "PhotometricMin dcandidate", f32(g), out.PMGrads[i], 1e-5)
 	}
 }
 
-// photoMargin is the smallest lead of a pixel's winner over the runner-up.
-func photoMargin(t *testing.T, b *Backend, target []float32, cands [][]float32, offset []float32, n, c, h, w int) float64 {
+// samplingTorchMargin is the smallest lead of a pixel's winner over the runner-up.
+func samplingTorchMargin(t *testing.T, b *Backend, target []float32, cands [][]float32, offset []float32, n, c, h, w int) float64 {
 	t.Helper()
 	hw, k := h*w, len(cands)
 	tt, err := b.FromHost(target, n, c, h, w)
@@ -198,7 +198,8 @@ func photoMargin(t *testing.T, b *Backend, target []float32, cands [][]float32, 
 	return m
 }
 
-func randU(r *rand.Rand, n int, lo, hi float32) []float32 {
+// samplingTorchRand returns n values uniform in [lo, hi).
+func samplingTorchRand(r *rand.Rand, n int, lo, hi float32) []float32 {
 	v := make([]float32, n)
 	for i := range v {
 		v[i] = lo + (hi-lo)*r.Float32()
@@ -206,8 +207,8 @@ func randU(r *rand.Rand, n int, lo, hi float32) []float32 {
 	return v
 }
 
-// near fails unless ‖got − want‖ / ‖want‖ <= tol.
-func near(t *testing.T, what string, got []float32, want []float64, tol float64) {
+// samplingTorchNear fails unless ‖got − want‖ / ‖want‖ <= tol.
+func samplingTorchNear(t *testing.T, what string, got []float32, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, torch %d", what, len(got), len(want))
@@ -227,12 +228,12 @@ func near(t *testing.T, what string, got []float32, want []float64, tol float64)
 	}
 }
 
-// torchScript computes the reference with PyTorch in float64, written from the
+// samplingTorchScript computes the reference with PyTorch in float64, written from the
 // contract in tensor.Backend and monodepth2_ref.py: grid_sample with border padding and
 // align_corners=True on coordinates normalised by the source size, and the per-pixel
 // minimum of 0.85 * SSIM dissimilarity + 0.15 * L1 plus the offset. Gradients come
 // from autograd.
-const torchScript = `
+const samplingTorchScript = `
 import json, sys
 try:
     import torch
