@@ -37,6 +37,8 @@ Commands:
             say what they deliver and how well they pair
   calib     calibrate a stereo pair offline from chessboard images (left/right
             alternating, or a folder); writes OpenCV YAML (edgedepth calib -h)
+  import    convert a Monodepth2 checkpoint folder into the model store
+            (edgedepth import monodepth2 -h)
   cmd       send a signed command to a running daemon over MQTT and print its reply
             (edgedepth cmd -h)
   sim       the simulated stereo world: run the daemon on it, serve it over RTSP,
@@ -77,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCalib(rest, stdout, stderr)
 	case "cmd":
 		err = cmdCmd(rest, stdout, stderr)
+	case "import":
+		err = cmdImport(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "edgedepth", buildVersion())
 		return 0
