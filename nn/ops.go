@@ -122,7 +122,7 @@ func (t *Tape) Reshape(x *Var, shape ...int) *Var {
 	// Not kept: the buffer belongs to x's value.
 	out := &Var{Value: y, needGrad: x.NeedsGrad() && !t.NoGrad}
 	if out.needGrad {
-		t.steps = append(t.steps, step{out: out, backward: func(dy *tensor.Tensor) error {
+		t.steps = append(t.steps, step{out: out, view: true, backward: func(dy *tensor.Tensor) error {
 			dx, err := dy.Reshape(in...)
 			if err != nil {
 				return err

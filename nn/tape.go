@@ -34,6 +34,12 @@ type Tape struct {
 	B tensor.Backend
 	// NoGrad records nothing: for inference, where no Backward follows.
 	NoGrad bool
+	// KeepIntermediates keeps every value and gradient until Release. Without it,
+	// Backward frees each recorded op's output and gradient as soon as nothing
+	// needs them any more, as PyTorch does: training then holds at most the forward
+	// activations plus the gradients in flight. Read any output you need (the loss)
+	// before Backward, or set this.
+	KeepIntermediates bool
 
 	steps []step
 	made  []*tensor.Tensor // every tensor this tape allocated, for Release
@@ -47,6 +53,7 @@ type Tape struct {
 type step struct {
 	out      *Var
 	backward func(dy *tensor.Tensor) error
+	view     bool // out shares its input's buffer (Reshape): never freed early
 }
 
 // NewTape returns a tape that records ops on backend b.
@@ -190,6 +197,15 @@ func (t *Tape) Backward(loss *Var) error {
 		if err := s.backward(s.out.Grad); err != nil {
 			return fmt.Errorf("backward: %w", err)
 		}
+		if !t.KeepIntermediates && !s.view {
+			// Every op that read s.out (as input or, for its own backward, as
+			// output) is later on the tape and has run.
+			if !t.owned[s.out.Grad.Buffer] {
+				t.B.Free(s.out.Grad)
+			}
+			t.B.Free(s.out.Value)
+			s.out.Value, s.out.Grad = nil, nil
+		}
 	}
 	return nil
 }
@@ -198,6 +214,8 @@ func (t *Tape) Backward(loss *Var) error {
 // intermediate Vars, not parameters) and forgets the recorded ops. Vars from this
 // tape must not be used afterwards.
 func (t *Tape) Release() {
+	// Free is idempotent for a buffer already freed during Backward; a buffer
+	// reached twice (a gradient handed through) is freed once.
 	freed := map[tensor.Buffer]bool{}
 	for _, x := range t.made {
 		if !freed[x.Buffer] {

@@ -31,7 +31,8 @@ type Backend interface {
 	// AddTo adds src to dst element-wise, in place (gradient accumulation).
 	AddTo(dst, src *Tensor) error
 	// Free releases t's buffer now instead of when it is garbage. t and every tensor
-	// sharing its buffer must not be used afterwards.
+	// sharing its buffer must not be used afterwards. Freeing a buffer again does
+	// nothing.
 	Free(t *Tensor)
 
 	// --- element-wise

@@ -189,6 +189,7 @@ func checkParity(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	tape := nn.NewTape(b)
+	tape.KeepIntermediates = true // every output is compared after Backward
 	out, err := trainer.Loss(tape, m, batch)
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,8 @@ Commands:
             alternating, or a folder); writes OpenCV YAML (edgedepth calib -h)
   import    convert a Monodepth2 checkpoint folder into the model store
             (edgedepth import monodepth2 -h)
+  bench     time a training step and inference beside the PyTorch reference
+            (edgedepth bench -h)
   cmd       send a signed command to a running daemon over MQTT and print its reply
             (edgedepth cmd -h)
   sim       the simulated stereo world: run the daemon on it, serve it over RTSP,
@@ -79,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCalib(rest, stdout, stderr)
 	case "cmd":
 		err = cmdCmd(rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(rest, stdout, stderr)
 	case "import":
 		err = cmdImport(rest, stdout, stderr)
 	case "version", "--version":

@@ -83,9 +83,14 @@ func (b *Backend) AddTo(dst, src *tensor.Tensor) error {
 	return nil
 }
 
-// Free implements tensor.Backend: host memory goes back to the garbage collector.
+// Free implements tensor.Backend: the buffer goes to a pool that later allocations of
+// the same size reuse. Any later use of t (or of a tensor sharing its buffer) panics
+// instead of reading memory that has been handed on.
 func (b *Backend) Free(t *tensor.Tensor) {
 	if bf, ok := t.Buffer.(*buffer); ok {
+		if bf.f != nil {
+			hostPool.put(bf.f[:cap(bf.f)])
+		}
 		bf.f, bf.i = nil, nil
 	}
 }
