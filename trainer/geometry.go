@@ -57,13 +57,14 @@ func TransformFromParams(t *nn.Tape, axisAngle, translation *nn.Var, invert bool
 }
 
 // stereoTransform is the fixed target→source transform of the other eye: identity
-// rotation, x translation −baseline (target left, source right).
-func stereoTransform(t *nn.Tape, n int, baseline float32) *nn.Var {
+// rotation, x translation −baseline (baseline signed, see Batch.Baseline; one per
+// item or one for all).
+func stereoTransform(t *nn.Tape, n int, baseline []float32) *nn.Var {
 	m := make([]float32, 16*n)
 	for i := 0; i < n; i++ {
 		e := m[16*i:]
 		e[0], e[5], e[10], e[15] = 1, 1, 1, 1
-		e[3] = -baseline
+		e[3] = -baseline[min(i, len(baseline)-1)]
 	}
 	return t.FromHost(m, n, 4, 4)
 }

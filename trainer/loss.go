@@ -26,12 +26,18 @@ type Batch struct {
 	Prev   *tensor.Tensor // the frame before it (nil: no temporal signal)
 	Next   *tensor.Tensor // the frame after it (nil together with Prev)
 	Stereo *tensor.Tensor // the other eye (nil: no stereo signal)
+	// TargetAug, PrevAug and NextAug, when set, are what the networks see instead
+	// of Target, Prev and Next (colour-jittered copies); the loss always compares
+	// the un-jittered images, as Monodepth2 does.
+	TargetAug, PrevAug, NextAug *tensor.Tensor
 	// K is each item's 4x4 pinhole matrix in pixels of this resolution, row-major
 	// (16 values per item).
 	K []float32
-	// Baseline is the stereo baseline in metres; the stereo source sits at
-	// x = +Baseline in the target camera's frame (target left, source right).
-	Baseline float32
+	// Baseline is each item's stereo baseline in metres, signed: the stereo source
+	// sits at x = +Baseline in the target camera's frame, so it is positive when the
+	// target is the left eye and negative when it is the right eye (or a flipped
+	// left eye). One value per item, or one for all.
+	Baseline []float32
 	// IdentityNoise (N, S, H, W) is added to the S un-warped (identity) errors of
 	// auto-masking to break ties, S = number of sources; nil means zeros.
 	IdentityNoise *tensor.Tensor
@@ -86,9 +92,19 @@ func Loss(t *nn.Tape, m *monodepth2.Model, b *Batch) (*Outputs, error) {
 	if len(b.K) != 16*n {
 		return nil, fmt.Errorf("loss: K holds %d values, want 16 per batch item (%d)", len(b.K), 16*n)
 	}
+	if len(b.Baseline) != n && len(b.Baseline) != 1 && b.Stereo != nil {
+		return nil, fmt.Errorf("loss: %d baselines for %d batch items: give one per item or one for all", len(b.Baseline), n)
+	}
 	out := &Outputs{AxisAngle: map[string]*nn.Var{}, Translation: map[string]*nn.Var{}, T: map[string]*nn.Var{}, Warped: map[string]*nn.Var{}}
 	tgt := t.Const(b.Target)
-	feats := m.Encoder.Forward(t, tgt)
+	netIn := func(orig, aug *tensor.Tensor) *nn.Var {
+		if aug != nil {
+			return t.Const(aug)
+		}
+		return t.Const(orig)
+	}
+	tgtNet := netIn(b.Target, b.TargetAug)
+	feats := m.Encoder.Forward(t, tgtNet)
 	out.Disp = m.Depth.Forward(t, feats)
 
 	src := map[string]*nn.Var{}
@@ -96,10 +112,12 @@ func Loss(t *nn.Tape, m *monodepth2.Model, b *Batch) (*Outputs, error) {
 		switch name {
 		case "m1", "p1":
 			img := t.Const(b.Prev)
-			pair := []*nn.Var{img, tgt} // a source before the target: [source, target], inverted
+			// A source before the target: the pair is [source, target] and the
+			// predicted transform is inverted.
+			pair := []*nn.Var{netIn(b.Prev, b.PrevAug), tgtNet}
 			if name == "p1" {
 				img = t.Const(b.Next)
-				pair = []*nn.Var{tgt, img}
+				pair = []*nn.Var{tgtNet, netIn(b.Next, b.NextAug)}
 			}
 			aa, tr := m.Pose.Forward(t, m.PoseEncoder.Forward(t, t.Concat(1, pair...)))
 			out.AxisAngle[name], out.Translation[name] = aa, tr

@@ -180,7 +180,7 @@ func checkParity(t *testing.T, dir string) {
 		Prev:          load(man.Inputs, "color_m1"),
 		Next:          load(man.Inputs, "color_p1"),
 		IdentityNoise: load(man.Inputs, "noise"),
-		Baseline:      float32(man.Baseline),
+		Baseline:      []float32{float32(man.Baseline)},
 	}
 	if man.Stereo {
 		batch.Stereo = load(man.Inputs, "color_s")

@@ -25,7 +25,7 @@ func RandomBatch(b tensor.Backend, n, h, w int, stereo bool, seed uint64) (*Batc
 		defer b.Free(small)
 		return b.ResizeBilinear(small, h, w)
 	}
-	batch := &Batch{Baseline: 0.1}
+	batch := &Batch{Baseline: []float32{0.1}}
 	var err error
 	for _, p := range []**tensor.Tensor{&batch.Target, &batch.Prev, &batch.Next} {
 		if *p, err = img(); err != nil {
