@@ -18,6 +18,9 @@ func unusedInCheckpoint(name string) bool {
 // Every parameter must be present with its shape; the error names the file and every
 // missing, unexpected or mis-shaped key.
 func (m *Model) Import(b tensor.Backend, ck *nn.Monodepth2Checkpoint) error {
+	if s := m.Options.ChannelScale; s != 0 && s != 1 {
+		return fmt.Errorf("monodepth2 import: a model with channel scale %g cannot hold a released checkpoint (scale 1)", s)
+	}
 	for _, f := range []struct {
 		file, prefix string
 		ts           []nn.NamedTensor

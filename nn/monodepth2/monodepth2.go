@@ -24,11 +24,35 @@ const (
 // Scales are the decoder's output scales: scale s is 1/2^s of the input resolution.
 var Scales = []int{0, 1, 2, 3}
 
-// EncoderChannels are the channels of the encoder's five feature maps.
+// EncoderChannels are the channels of the full-width encoder's five feature maps.
 var EncoderChannels = [5]int{64, 64, 128, 256, 512}
 
-// decoderChannels are the depth decoder's channels at each level.
+// decoderChannels are the full-width depth decoder's channels at each level.
 var decoderChannels = [5]int{16, 32, 64, 128, 256}
+
+// Options choose a model variant.
+type Options struct {
+	// ChannelScale multiplies every channel count of the encoders and decoders
+	// (0 or 1: the released Monodepth2 networks). 0.5 is a variant for CPUs and small
+	// Jetsons with about a quarter of the multiply-adds; only scale 1 can import
+	// Monodepth2 checkpoints.
+	ChannelScale float64
+}
+
+// scale is a channel count of the variant (at least 8).
+func (o Options) scale(c int) int {
+	if o.ChannelScale == 0 || o.ChannelScale == 1 {
+		return c
+	}
+	return max(8, int(math.Round(float64(c)*o.ChannelScale)))
+}
+
+func (o Options) scaled(c [5]int) [5]int {
+	for i := range c {
+		c[i] = o.scale(c[i])
+	}
+	return c
+}
 
 // block is a ResNet basic block: two 3x3 convolutions with batch norm and a shortcut.
 type block struct {
@@ -41,26 +65,27 @@ type block struct {
 // Encoder is torchvision's ResNet-18 without its classifier, applied to images in
 // [0, 1] normalised as (x - 0.45) / 0.225.
 type Encoder struct {
-	Images int // input images stacked along channels: 1 for depth, 2 for pose
-	conv1  *nn.Conv2D
-	bn1    *nn.BatchNorm2D
-	layers [4][2]*block
-	bns    []*nn.BatchNorm2D
+	Images   int    // input images stacked along channels: 1 for depth, 2 for pose
+	Channels [5]int // channels of the five feature maps
+	conv1    *nn.Conv2D
+	bn1      *nn.BatchNorm2D
+	layers   [4][2]*block
+	bns      []*nn.BatchNorm2D
 }
 
-func newEncoder(bd *nn.Builder, prefix string, images int) *Encoder {
-	e := &Encoder{Images: images}
+func newEncoder(bd *nn.Builder, prefix string, images int, ch [5]int) *Encoder {
+	e := &Encoder{Images: images, Channels: ch}
 	bn := func(name string, c int) *nn.BatchNorm2D {
 		b := bd.NewBatchNorm2D(name, c)
 		e.bns = append(e.bns, b)
 		return b
 	}
 	p := prefix + "encoder."
-	e.conv1 = bd.NewConv2D(p+"conv1", 3*images, 64, 7, tensor.Conv2DParams{Stride: [2]int{2, 2}, Padding: [2]int{3, 3}}, false)
-	e.bn1 = bn(p+"bn1", 64)
-	cin := 64
+	e.conv1 = bd.NewConv2D(p+"conv1", 3*images, ch[0], 7, tensor.Conv2DParams{Stride: [2]int{2, 2}, Padding: [2]int{3, 3}}, false)
+	e.bn1 = bn(p+"bn1", ch[0])
+	cin := ch[0]
 	for l := 0; l < 4; l++ {
-		cout := EncoderChannels[l+1]
+		cout := ch[l+1]
 		for i := 0; i < 2; i++ {
 			name := fmt.Sprintf("%slayer%d.%d.", p, l+1, i)
 			stride := 1
@@ -118,32 +143,33 @@ func (c conv3x3) forward(t *nn.Tape, x *nn.Var) *nn.Var {
 
 // DepthDecoder turns encoder features into sigmoid disparities at Scales.
 type DepthDecoder struct {
-	upconv [5][2]conv3x3 // [level][0: before upsampling, 1: after the skip]
-	disp   [4]conv3x3
+	Channels [5]int        // channels at each level
+	upconv   [5][2]conv3x3 // [level][0: before upsampling, 1: after the skip]
+	disp     [4]conv3x3
 }
 
-func newDepthDecoder(bd *nn.Builder, prefix string) *DepthDecoder {
-	d := &DepthDecoder{}
+func newDepthDecoder(bd *nn.Builder, prefix string, enc, dec [5]int) *DepthDecoder {
+	d := &DepthDecoder{Channels: dec}
 	k := 0 // module index in the released layout: decoder.0..9 upconvs, 10..13 dispconvs
 	mk := func(cin, cout int, name string) conv3x3 {
 		return conv3x3{bd.NewConv2D(name, cin, cout, 3, tensor.Conv2DParams{}, true)}
 	}
 	for i := 4; i >= 0; i-- {
-		cin := EncoderChannels[4]
+		cin := enc[4]
 		if i < 4 {
-			cin = decoderChannels[i+1]
+			cin = dec[i+1]
 		}
-		d.upconv[i][0] = mk(cin, decoderChannels[i], fmt.Sprintf("%sdecoder.%d.conv.conv", prefix, k))
+		d.upconv[i][0] = mk(cin, dec[i], fmt.Sprintf("%sdecoder.%d.conv.conv", prefix, k))
 		k++
-		cin = decoderChannels[i]
+		cin = dec[i]
 		if i > 0 {
-			cin += EncoderChannels[i-1]
+			cin += enc[i-1]
 		}
-		d.upconv[i][1] = mk(cin, decoderChannels[i], fmt.Sprintf("%sdecoder.%d.conv.conv", prefix, k))
+		d.upconv[i][1] = mk(cin, dec[i], fmt.Sprintf("%sdecoder.%d.conv.conv", prefix, k))
 		k++
 	}
 	for _, s := range Scales {
-		d.disp[s] = mk(decoderChannels[s], 1, fmt.Sprintf("%sdecoder.%d.conv", prefix, 10+s))
+		d.disp[s] = mk(dec[s], 1, fmt.Sprintf("%sdecoder.%d.conv", prefix, 10+s))
 	}
 	return d
 }
@@ -176,12 +202,12 @@ type PoseDecoder struct {
 // only the first frame pair's six values are used.
 const framesToPredict = 2
 
-func newPoseDecoder(bd *nn.Builder, prefix string) *PoseDecoder {
+func newPoseDecoder(bd *nn.Builder, prefix string, encLast, width int) *PoseDecoder {
 	return &PoseDecoder{
-		squeeze: bd.NewConv2D(prefix+"net.0", EncoderChannels[4], 256, 1, tensor.Conv2DParams{}, true),
-		pose1:   bd.NewConv2D(prefix+"net.1", 256, 256, 3, tensor.Conv2DParams{Padding: [2]int{1, 1}}, true),
-		pose2:   bd.NewConv2D(prefix+"net.2", 256, 256, 3, tensor.Conv2DParams{Padding: [2]int{1, 1}}, true),
-		pose3:   bd.NewConv2D(prefix+"net.3", 256, 6*framesToPredict, 1, tensor.Conv2DParams{}, true),
+		squeeze: bd.NewConv2D(prefix+"net.0", encLast, width, 1, tensor.Conv2DParams{}, true),
+		pose1:   bd.NewConv2D(prefix+"net.1", width, width, 3, tensor.Conv2DParams{Padding: [2]int{1, 1}}, true),
+		pose2:   bd.NewConv2D(prefix+"net.2", width, width, 3, tensor.Conv2DParams{Padding: [2]int{1, 1}}, true),
+		pose3:   bd.NewConv2D(prefix+"net.3", width, 6*framesToPredict, 1, tensor.Conv2DParams{}, true),
 	}
 }
 
@@ -204,6 +230,7 @@ func (p *PoseDecoder) Forward(t *nn.Tape, f [5]*nn.Var) (axisAngle, translation 
 // "encoder/…", "depth/…", "pose_encoder/…" and "pose/…" followed by the key of the
 // released checkpoint.
 type Model struct {
+	Options     Options
 	Params      nn.Params
 	Encoder     *Encoder
 	Depth       *DepthDecoder
@@ -219,15 +246,22 @@ const (
 	PosePrefix        = "pose/"
 )
 
-// New creates the networks on backend b with PyTorch's default initialisation for a
-// fresh model (see Init).
-func New(b tensor.Backend) (*Model, error) {
-	m := &Model{}
+// New creates the released Monodepth2 networks on backend b, zero-filled: load
+// weights (Import, Params.Load) or call Init.
+func New(b tensor.Backend) (*Model, error) { return NewWithOptions(b, Options{}) }
+
+// NewWithOptions creates a variant of the networks (see Options).
+func NewWithOptions(b tensor.Backend, o Options) (*Model, error) {
+	if o.ChannelScale < 0 || o.ChannelScale > 1 {
+		return nil, fmt.Errorf("monodepth2: channel scale %g must be in (0, 1]", o.ChannelScale)
+	}
+	m := &Model{Options: o}
 	bd := &nn.Builder{B: b, Params: &m.Params}
-	m.Encoder = newEncoder(bd, EncoderPrefix, 1)
-	m.Depth = newDepthDecoder(bd, DepthPrefix)
-	m.PoseEncoder = newEncoder(bd, PoseEncoderPrefix, 2)
-	m.Pose = newPoseDecoder(bd, PosePrefix)
+	enc, dec := o.scaled(EncoderChannels), o.scaled(decoderChannels)
+	m.Encoder = newEncoder(bd, EncoderPrefix, 1, enc)
+	m.Depth = newDepthDecoder(bd, DepthPrefix, enc, dec)
+	m.PoseEncoder = newEncoder(bd, PoseEncoderPrefix, 2, enc)
+	m.Pose = newPoseDecoder(bd, PosePrefix, enc[4], o.scale(256))
 	if err := bd.Err(); err != nil {
 		return nil, fmt.Errorf("monodepth2: %w", err)
 	}
