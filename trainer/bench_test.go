@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/edgedepth/edgedepth/nn"
 	"github.com/edgedepth/edgedepth/nn/monodepth2"
 	"github.com/edgedepth/edgedepth/tensor/cpu"
 	"github.com/edgedepth/edgedepth/trainer"
@@ -28,9 +27,12 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			opt := nn.NewAdam(1e-4)
+			tr, err := trainer.NewTrainer(be, m, trainer.DefaultOptim())
+			if err != nil {
+				b.Fatal(err)
+			}
 			for i := 0; i < b.N; i++ {
-				if _, err := trainer.TrainStep(be, m, opt, batch); err != nil {
+				if _, err := tr.Step(batch); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -122,11 +122,14 @@ func benchOurs(n, h, w int, stereo bool, steps, warmup, threads int, progress io
 	if err != nil {
 		return nil, err
 	}
-	opt := nn.NewAdam(1e-4)
+	tr, err := trainer.NewTrainer(b, m, trainer.DefaultOptim())
+	if err != nil {
+		return nil, err
+	}
 	var times []float64
 	for i := 0; i < warmup+steps; i++ {
 		start := time.Now()
-		if _, err := trainer.TrainStep(b, m, opt, batch); err != nil {
+		if _, err := tr.Step(batch); err != nil {
 			return nil, err
 		}
 		if i >= warmup {
