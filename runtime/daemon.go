@@ -305,6 +305,29 @@ func mqttSummary(c config.Config) string {
 // memory; it is closed with the estimator, after the pipeline has stopped.
 func (d *Daemon) newRTSPSource() (camera.Source, error) {
 	r := d.cfg.Source.RTSP
+	rs, err := buildRTSPSource(r, &d.health, d.log)
+	if err != nil {
+		return nil, err
+	}
+	// recal closes whichever rectifier is current when the pipeline has stopped.
+	d.recal = &recalibration{src: rs.src, cal: rs.cal, unitM: r.CalibrationUnitM, files: r.Calibration, alpha: r.Alpha, rect: rs.rect}
+	d.closers = append(d.closers, d.recal)
+	d.collectors = append(d.collectors, newCameraCollector(rs.src, rs.cams))
+	return rs.src, nil
+}
+
+// rtspSource is the stereo source of the configured RTSP cameras, not yet running.
+type rtspSource struct {
+	src  *stereo.Source
+	cal  calib.Stereo     // the loaded calibration, translation in metres
+	rect *calib.Rectifier // src's rectifier: C memory, closed by the owner after src has stopped
+	cams map[string]*rtsp.Camera
+}
+
+// buildRTSPSource builds the stereo source of two RTSP cameras (or one side-by-side
+// stream) with the rectifier of the configured calibration; it connects to nothing.
+// On success the caller owns rs.rect.
+func buildRTSPSource(r config.RTSP, h *health.Tracker, log *slog.Logger) (rs *rtspSource, err error) {
 	cal, err := calib.Load(r.Calibration...)
 	if err != nil {
 		return nil, fmt.Errorf("source.rtsp.calibration: %w", err)
@@ -318,31 +341,34 @@ func (d *Daemon) newRTSPSource() (camera.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source.rtsp.calibration: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			rect.Close()
+		}
+	}()
 	src := &stereo.Source{
 		Label:     "rtsp",
 		Rectifier: rect,
 		Config:    r.Pairing,
-		Health:    &d.health,
-		Log:       d.log.With("component", "camera"),
+		Health:    h,
+		Log:       log.With("component", "camera"),
 	}
-	// recal closes whichever rectifier is current when the pipeline has stopped.
-	d.recal = &recalibration{src: src, cal: cal, unitM: r.CalibrationUnitM, files: r.Calibration, alpha: r.Alpha, rect: rect}
-	d.closers = append(d.closers, d.recal)
 	newCam := func(name string, c rtsp.Config) (*rtsp.Camera, error) {
-		cam, err := rtsp.New(name, c, d.log.With("component", "camera "+name))
+		cam, err := rtsp.New(name, c, log.With("component", "camera "+name))
 		if err != nil {
 			return nil, fmt.Errorf("source.rtsp.%s: %w", name, err)
 		}
 		return cam, nil
 	}
+	rs = &rtspSource{src: src, cal: cal, rect: rect}
 	if r.SideBySide {
 		cam, err := newCam("left", r.Left)
 		if err != nil {
 			return nil, err
 		}
 		src.SideBySide = cam
-		d.collectors = append(d.collectors, newCameraCollector(src, map[string]*rtsp.Camera{"side-by-side": cam}))
-		return src, nil
+		rs.cams = map[string]*rtsp.Camera{"side-by-side": cam}
+		return rs, nil
 	}
 	left, err := newCam("left", r.Left)
 	if err != nil {
@@ -353,8 +379,8 @@ func (d *Daemon) newRTSPSource() (camera.Source, error) {
 		return nil, err
 	}
 	src.Left, src.Right = left, right
-	d.collectors = append(d.collectors, newCameraCollector(src, map[string]*rtsp.Camera{"left": left, "right": right}))
-	return src, nil
+	rs.cams = map[string]*rtsp.Camera{"left": left, "right": right}
+	return rs, nil
 }
 
 // openPins opens the configured GPIO pins (trigger, status LED, button) and runs them

@@ -198,3 +198,12 @@ func downsample(t *nn.Tape, img *nn.Var, s int) *nn.Var {
 	}
 	return img
 }
+
+// Free releases the batch's tensors.
+func (b *Batch) Free(be tensor.Backend) {
+	for _, t := range []*tensor.Tensor{b.Target, b.Prev, b.Next, b.Stereo, b.TargetAug, b.PrevAug, b.NextAug, b.IdentityNoise} {
+		if t != nil {
+			be.Free(t)
+		}
+	}
+}

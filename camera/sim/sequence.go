@@ -216,6 +216,21 @@ func (sw *SequenceWriter) writeFiles(f camera.StereoFrame, hasDepth bool) error 
 	return sw.writePNG(filepath.Join(sw.dir, "depth", name), depthImage(f.Truth.DepthM, sw.calib.Width, sw.calib.Height))
 }
 
+// SetFPS replaces the frame rate that calib.yaml will state: for recordings of real
+// cameras, whose rate is measured while recording. Call it before Close.
+func (sw *SequenceWriter) SetFPS(fps float64) error {
+	if !(fps > 0) || math.IsInf(fps, 0) {
+		return fmt.Errorf("sim: sequence %s: fps = %g: must be positive", sw.dir, fps)
+	}
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.closed {
+		return fmt.Errorf("sim: sequence %s: set fps: closed", sw.dir)
+	}
+	sw.calib.FPS = fps
+	return nil
+}
+
 // Close finishes the sequence: times.txt, poses.txt (when every frame had a pose) and
 // finally calib.yaml. Call it once every WriteFrame has returned; later calls return
 // the first call's result.

@@ -391,3 +391,37 @@ func TestSequenceWriterGap(t *testing.T) {
 		t.Fatalf("Close with frame 1 missing: %v", err)
 	}
 }
+
+// TestSequenceWriterSetFPS: a recording of cameras states the rate it measured.
+func TestSequenceWriterSetFPS(t *testing.T) {
+	w := newTestWorld(t, SceneRoom, 1, 48, 32)
+	dir := filepath.Join(t.TempDir(), "seq")
+	sw, err := CreateSequence(dir, CalibOf(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.WriteFrame(w.Render(0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		if err := sw.SetFPS(bad); err == nil {
+			t.Errorf("SetFPS(%g): no error", bad)
+		}
+	}
+	if err := sw.SetFPS(29.97); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.SetFPS(25); err == nil {
+		t.Error("SetFPS after Close: no error")
+	}
+	s, err := OpenSequence(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FPS() != 29.97 {
+		t.Fatalf("fps %g, want 29.97", s.FPS())
+	}
+}

@@ -37,6 +37,8 @@ Commands:
             say what they deliver and how well they pair
   calib     calibrate a stereo pair offline from chessboard images (left/right
             alternating, or a folder); writes OpenCV YAML (edgedepth calib -h)
+  record    record the configured stereo source (RTSP cameras, rectified, or the
+            simulated rig) to a sequence on disk for training (edgedepth record -h)
   import    convert a Monodepth2 checkpoint folder into the model store
             (edgedepth import monodepth2 -h)
   bench     time a training step and inference beside the PyTorch reference
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCmd(rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(rest, stdout, stderr)
+	case "record":
+		err = cmdRecord(rest, stdout, stderr)
 	case "import":
 		err = cmdImport(rest, stdout, stderr)
 	case "version", "--version":

@@ -278,6 +278,9 @@ func (m *Model) SetBatchNormTraining(on bool) {
 	}
 }
 
+// BatchNormTraining reports whether batch norms use batch statistics.
+func (m *Model) BatchNormTraining() bool { return m.Encoder.bn1.Training }
+
 // Init fills the weights as a fresh torchvision ResNet-18 and Monodepth2 decoders
 // would be: He-normal (fan out) encoder convolutions, PyTorch's default uniform
 // decoder convolutions, batch norm at identity. Deterministic for a seed.
