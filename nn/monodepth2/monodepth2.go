@@ -315,8 +315,31 @@ func (m *Model) Init(b tensor.Backend, seed uint64) error {
 			return err
 		}
 	}
+	// Start the disparity heads at InitDepth rather than at sigmoid(0) = 0.5, which
+	// is 0.2 m: with every pixel that close, the stereo and temporal warps land far
+	// off, the un-warped (identity) error wins the auto-masking minimum everywhere
+	// and no gradient reaches the depth network. Monodepth2 escapes this over many
+	// epochs from an ImageNet-pretrained encoder; a robot training from scratch
+	// should not have to.
+	d := (1/InitDepth - 1/MaxDepth) / (1/MinDepth - 1/MaxDepth)
+	bias := float32(math.Log(d / (1 - d)))
+	for _, h := range m.Depth.disp {
+		f, err := b.Full(bias, 1)
+		if err != nil {
+			return err
+		}
+		err = b.Copy(h.conv.B.Value, f)
+		b.Free(f)
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// InitDepth is the depth in metres a freshly initialised depth network predicts
+// everywhere (see Init): a typical distance for a robot's camera.
+const InitDepth = 5.0
 
 // DispToDepth maps a sigmoid disparity to depth in [MinDepth, MaxDepth]:
 // depth = 1 / (1/MaxDepth + (1/MinDepth - 1/MaxDepth) * disp).
