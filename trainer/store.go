@@ -39,6 +39,9 @@ type Version struct {
 	File    string `json:"file"` // safetensors file inside the store
 	Parent  int    `json:"parent,omitempty"`
 	Steps   int    `json:"steps"` // training steps since the base
+	// ChannelScale is the model variant (monodepth2.Options); 0 means 1, the
+	// released networks.
+	ChannelScale float64 `json:"channel_scale,omitempty"`
 	// ValidationError is the held-out photometric error when the version was
 	// judged; nil before.
 	ValidationError *float64  `json:"validation_error,omitempty"`

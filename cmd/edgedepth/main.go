@@ -39,6 +39,8 @@ Commands:
             alternating, or a folder); writes OpenCV YAML (edgedepth calib -h)
   record    record the configured stereo source (RTSP cameras, rectified, or the
             simulated rig) to a sequence on disk for training (edgedepth record -h)
+  train     train the depth and pose networks offline on a recorded sequence or the
+            simulated world (edgedepth train -h)
   import    convert a Monodepth2 checkpoint folder into the model store
             (edgedepth import monodepth2 -h)
   bench     time a training step and inference beside the PyTorch reference
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCalib(rest, stdout, stderr)
 	case "cmd":
 		err = cmdCmd(rest, stdout, stderr)
+	case "train":
+		err = cmdTrain(rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(rest, stdout, stderr)
 	case "record":
