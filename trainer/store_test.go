@@ -90,8 +90,10 @@ func TestStoreVersionsPruneAndRestore(t *testing.T) {
 	}
 }
 
-// TestStoreSurvivesKill9 kills a process that adds versions in a loop at random
-// instants, then checks that the store opens and every version it names loads.
+// TestStoreSurvivesKill9 kills a process that adds versions (4 MB each) in a loop at
+// random instants, 50 times, and checks after each kill that the store opens, that
+// every version it names (the active one included) loads completely, and that no
+// temporary file survives.
 func TestStoreSurvivesKill9(t *testing.T) {
 	if os.Getenv("EDGEDEPTH_STORE_WRITER") != "" {
 		storeWriter(os.Getenv("EDGEDEPTH_STORE_WRITER"))
@@ -99,13 +101,13 @@ func TestStoreSurvivesKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(1, 2))
-	for round := 0; round < 8; round++ {
+	for round := 0; round < 50; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestStoreSurvivesKill9$")
 		cmd.Env = append(os.Environ(), "EDGEDEPTH_STORE_WRITER="+dir)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(20+r.IntN(200)) * time.Millisecond)
+		time.Sleep(time.Duration(30+r.IntN(120)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		s, err := trainer.OpenStore(dir, 3)
@@ -117,6 +119,12 @@ func TestStoreSurvivesKill9(t *testing.T) {
 				t.Fatalf("round %d: version %d does not load after kill -9: %v", round, v.Version, err)
 			}
 		}
+		if a, ok := s.Active(); ok {
+			ts, _, err := s.Load(a.Version)
+			if err != nil || len(ts) == 0 {
+				t.Fatalf("round %d: active version %d: %v", round, a.Version, err)
+			}
+		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if strings.Contains(e.Name(), "tmp") {
@@ -125,6 +133,8 @@ func TestStoreSurvivesKill9(t *testing.T) {
 		}
 	}
 	s, _ := trainer.OpenStore(dir, 3)
+	vs := s.List()
+	t.Logf("after 50 kills: %d versions kept, newest %d", len(vs), vs[len(vs)-1].Version)
 	if len(s.List()) < 2 {
 		t.Errorf("the writer never got a version in: %d versions", len(s.List()))
 	}
