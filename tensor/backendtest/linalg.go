@@ -152,7 +152,7 @@ func (s *suite) testMatMul(t *testing.T) {
 		mmCase{batchA: []int{1}, batchB: []int{4}, m: 3, k: 2, n: 5},          // size-1 batch
 		mmCase{batchB: []int{3}, m: 4, k: 3, n: 2},                            // a without batch
 		mmCase{batchA: []int{2, 3}, m: 5, k: 4, n: 6},                         // b without batch: one big product
-		mmCase{batchA: []int{3}, batchB: []int{3}, m: 64, k: 64, n: 80},       // fewer batch items than… splits
+		mmCase{batchA: []int{3}, batchB: []int{3}, m: 64, k: 64, n: 80},       // a few large products, each split
 		mmCase{batchA: []int{8}, batchB: []int{8}, m: 32, k: 32, n: 32},       // many batch items in parallel
 		mmCase{batchA: []int{0}, batchB: []int{1}, m: 2, k: 3, n: 2},          // empty batch
 		mmCase{m: 3, k: 0, n: 2},                                              // empty inner dimension
@@ -235,8 +235,8 @@ func (s *suite) testMatMulErrors(t *testing.T) {
 		transA, transB bool
 	}{
 		{z(2, 3), z(4, 5), false, false},       // inner dimensions differ
-		{z(3, 2), z(3, 5), false, false},       // … unless a is transposed
-		{z(2, 3), z(5, 3), false, false},       // … or b is
+		{z(3, 2), z(3, 5), false, false},       // would fit with transA
+		{z(2, 3), z(5, 3), false, false},       // would fit with transB
 		{z(2, 3, 4), z(3, 4, 5), false, false}, // batch dimensions do not broadcast
 		{z(4), z(4, 2), false, false},          // a vector is not a matrix
 	} {
@@ -250,6 +250,14 @@ func (s *suite) testMatMulErrors(t *testing.T) {
 	}
 	_, _, err := s.b.MatMulBackward(z(2, 3), z(4, 5), z(2, 5), false, false, true, true)
 	wantShapeErrorNaming(t, "matmul backward", err, z(2, 3), z(4, 5))
+
+	idx, err := s.b.Zeros(tensor.Int32, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.b.MatMul(a, idx, false, false); err == nil || !strings.Contains(err.Error(), "matmul") {
+		t.Errorf("MatMul of an int32 tensor: error %v, want one naming matmul", err)
+	}
 }
 
 // wantShapeErrorNaming is wantShapeError that also wants every operand's shape named.
@@ -281,11 +289,18 @@ func (c convCase) params() tensor.Conv2DParams {
 }
 
 func (c convCase) String() string {
-	s := fmt.Sprintf("x%v_w%v_s%dx%d_p%dx%d_g%d", c.x, c.w, c.stride[0], c.stride[1], c.pad[0], c.pad[1], max(c.groups, 1))
+	p := c.params().Norm()
+	s := fmt.Sprintf("x%v_w%v_s%dx%d_p%dx%d_g%d", c.x, c.w, p.Stride[0], p.Stride[1], p.Padding[0], p.Padding[1], p.Groups)
 	if c.bias {
 		s += "_bias"
 	}
 	return strings.ReplaceAll(s, " ", ",")
+}
+
+// convOutShape is the shape of Conv2D's output.
+func convOutShape(xs, ws []int, p tensor.Conv2DParams) []int {
+	p = p.Norm()
+	return []int{xs[0], ws[0], (xs[2]+2*p.Padding[0]-ws[2])/p.Stride[0] + 1, (xs[3]+2*p.Padding[1]-ws[3])/p.Stride[1] + 1}
 }
 
 // refConv2D is the float64 reference of Conv2D (bias nil for none): naive loops.
@@ -434,13 +449,18 @@ func (s *suite) testConv2DBackward(t *testing.T) {
 		{x: []int{1, 2, 5, 6}, w: []int{2, 2, 2, 3}, stride: [2]int{2, 1}, pad: [2]int{0, 2}},
 		{x: []int{1, 1, 4, 4}, w: []int{2, 1, 3, 3}, stride: [2]int{3, 3}, pad: [2]int{2, 2}},
 		{x: []int{1, 2, 3, 3}, w: []int{3, 2, 3, 3}, bias: true},
+		{x: []int{2, 2, 4, 5}, w: []int{3, 2, 2, 3}, pad: [2]int{1, 0}},                       // even kernel, stride 1
+		{x: []int{1, 1, 4, 4}, w: []int{2, 1, 2, 2}, pad: [2]int{2, 2}},                       // padding ≥ kernel
+		{x: []int{1, 3, 3, 4}, w: []int{2, 3, 1, 1}, pad: [2]int{1, 1}},                       // padded 1×1
+		{x: []int{1, 4, 5, 5}, w: []int{4, 1, 3, 3}, pad: [2]int{1, 1}, groups: 4},            // depthwise
+		{x: []int{1, 2, 6, 6}, w: []int{4, 2, 3, 3}, stride: [2]int{1, 2}, pad: [2]int{1, 1}}, // stride in one direction
 	}
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			p := c.params()
 			xv, wv := rounded(randn(r, linalgLen(c.x))), rounded(randn(r, linalgLen(c.w)))
 			bv := rounded(randn(r, c.w[0]))
-			_, ys := refConv2D(xv, c.x, wv, c.w, nil, p)
+			ys := convOutShape(c.x, c.w, p)
 			dyv := rounded(randn(r, linalgLen(ys)))
 			x, w, dy := s.put(t, xv, c.x...), s.put(t, wv, c.w...), s.put(t, dyv, ys...)
 			dx, dw, db, err := s.b.Conv2DBackward(x, w, dy, p, true, c.bias)
@@ -501,12 +521,17 @@ func (s *suite) testConv2DBackwardLarge(t *testing.T) {
 		{x: []int{1, 32, 30, 40}, w: []int{16, 32, 1, 1}, bias: true},
 		{x: []int{2, 8, 24, 28}, w: []int{8, 2, 3, 3}, pad: [2]int{1, 1}, groups: 4, bias: true},
 		{x: []int{1, 64, 12, 16}, w: []int{32, 64, 3, 3}, stride: [2]int{2, 2}, pad: [2]int{1, 1}},
+		// Many weights, as in ResNet's last layers: small images, large kernels.
+		{x: []int{3, 256, 5, 6}, w: []int{128, 256, 3, 3}, pad: [2]int{1, 1}, bias: true},
+		{x: []int{2, 512, 4, 3}, w: []int{128, 256, 3, 3}, pad: [2]int{1, 1}, groups: 2},
+		{x: []int{1, 512, 27, 20}, w: []int{64, 512, 3, 3}, pad: [2]int{1, 1}},
+		{x: []int{2, 256, 9, 7}, w: []int{256, 256, 3, 3}, stride: [2]int{2, 2}, pad: [2]int{1, 1}},
 	}
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			p := c.params()
 			xv, wv := rounded(randn(r, linalgLen(c.x))), rounded(randn(r, linalgLen(c.w)))
-			_, ys := refConv2D(xv, c.x, wv, c.w, nil, p)
+			ys := convOutShape(c.x, c.w, p)
 			dyv := rounded(randn(r, linalgLen(ys)))
 			x, w, dy := s.put(t, xv, c.x...), s.put(t, wv, c.w...), s.put(t, dyv, ys...)
 			dx, dw, db, err := s.b.Conv2DBackward(x, w, dy, p, true, c.bias)
@@ -560,4 +585,12 @@ func (s *suite) testConv2DErrors(t *testing.T) {
 	}
 	_, _, _, err := s.b.Conv2DBackward(z(2, 2, 6, 6), w, z(2, 4, 6, 6), p, true, true)
 	wantShapeError(t, "conv2d backward", err)
+
+	idx, err := s.b.Zeros(tensor.Int32, 2, 3, 6, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.b.Conv2D(idx, w, nil, p); err == nil || !strings.Contains(err.Error(), "conv2d") {
+		t.Errorf("Conv2D of an int32 tensor: error %v, want one naming conv2d", err)
+	}
 }

@@ -27,15 +27,17 @@ void gotoblas_init(void);
 void gotoblas_quit(void);
 
 // edgedepth_blas_setup makes OpenBLAS single-threaded and, on x86-64, repairs its
-// choice of kernels: OpenBLAS picks them from a table of CPU models and, for a model
-// newer than its table (0.3.21 does not know e.g. Emerald Rapids, family 6 model 0xCF,
-// nor some virtual CPUs), falls back to its SSE3 "Prescott" kernels, a quarter of the
-// speed of the AVX-512 ones. The library reads OPENBLAS_CORETYPE only while it
-// initialises, which happens before main; so we set the variable to the best kernel
-// set the CPU's features (cpuid, with the OS's xgetbv check) allow, shut OpenBLAS
-// down and initialise it again (gotoblas_quit and gotoblas_init are its own exported
-// destructor and constructor). A user's OPENBLAS_CORETYPE is left alone. This runs
-// once, before our first sgemm, when no other OpenBLAS call may be in flight.
+// choice of kernels. OpenBLAS picks them from a table of CPU models, and for a model
+// missing from its table it may fall back to its SSE3 "Prescott" kernels: Debian 12's
+// 0.3.21 does so on the project's Xeon development machines (cpuid family 6, model
+// 0xCF), where its sgemm then runs at about 25 GFLOP/s per core instead of about 100
+// with its AVX-512 ("SkylakeX") kernels. The library reads OPENBLAS_CORETYPE only while
+// it initialises, before main, so in that case we set the variable to the best kernel
+// set the CPU's features allow (__builtin_cpu_supports checks the OS's support through
+// xgetbv as well), shut OpenBLAS down and initialise it again: gotoblas_quit and
+// gotoblas_init are its own exported destructor and constructor. A user's
+// OPENBLAS_CORETYPE is left alone. This runs once, before our first sgemm, when no
+// other OpenBLAS call can be in flight.
 static const char *edgedepth_blas_setup(void) {
 #if defined(__x86_64__)
 	if (getenv("OPENBLAS_CORETYPE") == NULL && strcmp(openblas_get_corename(), "Prescott") == 0) {
@@ -76,18 +78,21 @@ const (
 	cblasTrans    = 112
 )
 
-// Threading choice: the backend parallelises in Go (over batch items, groups and
-// spatial tiles of a convolution, over the batch or the rows/columns of a matrix
-// product) and OpenBLAS stays single-threaded. Measured at Monodepth2's shapes on the
-// 2-core development machine (see conv_bench_test.go) this was as fast or faster than
-// one sgemm threaded by OpenBLAS, because it also parallelises im2col/col2im, which
-// OpenBLAS cannot; and it avoids two costs of OpenBLAS's pthread pool: its workers
-// spin for a while after every threaded call (stealing the cores from the Go loops of
-// the element-wise ops that run between convolutions), and two goroutines calling a
-// threaded sgemm at once contend for one pool. One OpenBLAS thread per calling OS thread
-// is also safe for concurrent calls, which the backend's ops allow.
+// Threading: the backend parallelises in Go (over the images, groups, channel blocks and
+// row tiles of a convolution; over the batch, or the rows or columns of one product,
+// in MatMul) and OpenBLAS runs single-threaded, on the calling goroutine's thread.
+// Measured at Monodepth2's shapes (conv_bench_test.go, batch 2 at 192×640, 2 cores)
+// this beat letting OpenBLAS thread each sgemm with the rest serial: forward and
+// backward of the decoder's 16→16 layer at 192×640 took 48 ms against 86 to 92 ms,
+// 96→32 at 96×320 92 ms against 127 to 147 ms, ResNet's conv1 29 to 34 ms against
+// 38 ms, and only the 512-channel layer at 6×20 was even (30 to 36 ms either way).
+// Going wide in Go also parallelises im2col, col2im and the partial sums, which
+// OpenBLAS cannot; it keeps OpenBLAS's pool idle (its workers spin after every threaded
+// call, taking the cores from the Go loops of the ops between convolutions); and a
+// single-threaded OpenBLAS is safe to call from several goroutines at once, as the
+// backend's ops may be.
 //
-// blasSetup does that and picks OpenBLAS's kernels (see edgedepth_blas_setup); it
+// blasSetup applies this and picks OpenBLAS's kernels (see edgedepth_blas_setup); it
 // returns the name of the kernel set in use.
 var blasSetup = sync.OnceValue(func() string { return C.GoString(C.edgedepth_blas_setup()) })
 

@@ -24,6 +24,7 @@ var convBenchShapes = []convBenchShape{
 	{"enc_layer1_3x3_64-64_48x160", []int{2, 64, 48, 160}, []int{64, 64, 3, 3}, 1, 1, false, true},
 	{"enc_layer2_3x3s2_64-128_48x160", []int{2, 64, 48, 160}, []int{128, 64, 3, 3}, 2, 1, false, true},
 	{"enc_layer2_down_1x1s2_64-128_48x160", []int{2, 64, 48, 160}, []int{128, 64, 1, 1}, 2, 0, false, true},
+	{"enc_layer3_3x3_256-256_12x40", []int{2, 256, 12, 40}, []int{256, 256, 3, 3}, 1, 1, false, true},
 	{"enc_layer4_3x3_512-512_6x20", []int{2, 512, 6, 20}, []int{512, 512, 3, 3}, 1, 1, false, true},
 	// The decoder pads by reflection (Pad2D) and then convolves without padding.
 	{"dec_upconv1_1_3x3_96-32_96x320", []int{2, 96, 98, 322}, []int{32, 96, 3, 3}, 1, 0, true, true},

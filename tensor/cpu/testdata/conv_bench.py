@@ -21,6 +21,7 @@ SHAPES = [
     ("enc_layer1_3x3_64-64_48x160", (2, 64, 48, 160), (64, 64, 3, 3), 1, 1, False, True),
     ("enc_layer2_3x3s2_64-128_48x160", (2, 64, 48, 160), (128, 64, 3, 3), 2, 1, False, True),
     ("enc_layer2_down_1x1s2_64-128_48x160", (2, 64, 48, 160), (128, 64, 1, 1), 2, 0, False, True),
+    ("enc_layer3_3x3_256-256_12x40", (2, 256, 12, 40), (256, 256, 3, 3), 1, 1, False, True),
     ("enc_layer4_3x3_512-512_6x20", (2, 512, 6, 20), (512, 512, 3, 3), 1, 1, False, True),
     # The decoder pads by reflection first and then convolves without padding.
     ("dec_upconv1_1_3x3_96-32_96x320", (2, 96, 98, 322), (32, 96, 3, 3), 1, 0, True, True),
