@@ -62,7 +62,7 @@ func ewUnaryRun(op tensor.UnaryOp, y, x []float32) {
 		}
 	case tensor.Exp:
 		for i, v := range x {
-			y[i] = float32(math.Exp(float64(v)))
+			y[i] = expf(v)
 		}
 	case tensor.Log:
 		for i, v := range x {
@@ -100,14 +100,14 @@ func ewUnaryRun(op tensor.UnaryOp, y, x []float32) {
 		for i, v := range x {
 			if !(v > 0) {
 				// expm1 keeps the precision of small negative inputs that e^x - 1 loses.
-				v = float32(math.Expm1(float64(v)))
+				v = expm1f(v)
 			}
 			y[i] = v
 		}
 	case tensor.Sigmoid:
 		for i, v := range x {
 			// e^-x overflows to +Inf for very negative x, and 1/(1+Inf) is the right 0.
-			y[i] = float32(1 / (1 + math.Exp(-float64(v))))
+			y[i] = 1 / (1 + expf(-v))
 		}
 	case tensor.Tanh:
 		for i, v := range x {
