@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/edgedepth/edgedepth/nn"
 	"github.com/edgedepth/edgedepth/nn/monodepth2"
+	"github.com/edgedepth/edgedepth/tensor"
 	"github.com/edgedepth/edgedepth/tensor/cpu"
 	"github.com/edgedepth/edgedepth/trainer"
 )
@@ -51,6 +54,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	threads := fs.Int("threads", runtime.NumCPU(), "threads for both sides")
 	torch := fs.Bool("torch", true, "also run the PyTorch reference's bench")
 	ref := fs.String("reference", defaultReference(), "the PyTorch reference `script`")
+	conv := fs.Bool("conv", true, "also time Monodepth2's convolution shapes (forward, forward+backward) against PyTorch")
+	convScript := fs.String("conv-script", "tensor/cpu/testdata/conv_bench.py", "PyTorch convolution benchmark `script` (lists the shapes)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
@@ -106,7 +111,127 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if theirs != nil {
 		fmt.Fprintln(stdout, "(ratio: edgedepth / PyTorch; below 1 is faster or smaller. PyTorch's memory includes its interpreter and libraries.)")
 	}
+	if *conv {
+		return benchConv(*convScript, *threads, stdout, stderr)
+	}
 	return nil
+}
+
+// convShape is one line of conv_bench.py --json: a convolution and PyTorch's best
+// times for it.
+type convShape struct {
+	Name     string  `json:"name"`
+	X        []int   `json:"x"`
+	W        []int   `json:"w"`
+	Stride   int     `json:"stride"`
+	Pad      int     `json:"pad"`
+	Bias     bool    `json:"bias"`
+	NeedX    bool    `json:"need_x"`
+	FwdMS    float64 `json:"fwd_ms"`
+	FwdBwdMS float64 `json:"fwdbwd_ms"`
+	Torch    string  `json:"torch"`
+}
+
+// benchConv runs the PyTorch convolution benchmark, then the same shapes (taken from
+// its output, so the two lists cannot drift) on our CPU backend, and prints both.
+func benchConv(script string, threads int, stdout, stderr io.Writer) error {
+	fmt.Fprintln(stderr, "edgedepth: timing convolutions in PyTorch")
+	cmd := exec.Command("/usr/bin/python3", script, "--json", "--threads", strconv.Itoa(threads), "--reps", "3")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %v: %s (--conv=false skips it)", script, err, bytes.TrimSpace(errb.Bytes()))
+	}
+	var shapes []convShape
+	for _, line := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+		var c convShape
+		if err := json.Unmarshal(line, &c); err != nil {
+			return fmt.Errorf("%s: unexpected output %q: %v", script, line, err)
+		}
+		shapes = append(shapes, c)
+	}
+	if len(shapes) == 0 {
+		return fmt.Errorf("%s printed no shapes", script)
+	}
+	b := cpu.New(threads)
+	fmt.Fprintf(stdout, "\nconvolutions, best of 3 (ms):   %30s %23s\n", "edgedepth fwd / fwd+bwd", "torch "+shapes[0].Torch+" fwd / fwd+bwd")
+	var sumOurs, sumTheirs float64
+	for _, c := range shapes {
+		fwd, fb, err := timeConv(b, c)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+		sumOurs += fb
+		sumTheirs += c.FwdBwdMS
+		fmt.Fprintf(stdout, "%-40s %9.1f / %7.1f %12.1f / %7.1f  %5.2fx\n", c.Name, fwd, fb, c.FwdMS, c.FwdBwdMS, fb/c.FwdBwdMS)
+	}
+	fmt.Fprintf(stdout, "%-40s %19.1f %22.1f  %5.2fx\n", "sum of forward+backward", sumOurs, sumTheirs, sumOurs/sumTheirs)
+	return nil
+}
+
+// timeConv returns the best of three forward and forward+backward times in ms, after
+// one warm-up of each.
+func timeConv(b *cpu.Backend, c convShape) (fwd, fwdBwd float64, err error) {
+	r := rand.New(rand.NewPCG(1, 2))
+	rnd := func(shape ...int) (*tensor.Tensor, error) {
+		v := make([]float32, tensor.Shape(shape).Len())
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return b.FromHost(v, shape...)
+	}
+	x, err := rnd(c.X...)
+	if err != nil {
+		return 0, 0, err
+	}
+	w, err := rnd(c.W...)
+	if err != nil {
+		return 0, 0, err
+	}
+	var bias *tensor.Tensor
+	if c.Bias {
+		if bias, err = rnd(c.W[0]); err != nil {
+			return 0, 0, err
+		}
+	}
+	p := tensor.Conv2DParams{Stride: [2]int{c.Stride, c.Stride}, Padding: [2]int{c.Pad, c.Pad}}
+	best := func(f func() error) (float64, error) {
+		m := math.Inf(1)
+		for i := 0; i < 4; i++ {
+			start := time.Now()
+			if err := f(); err != nil {
+				return 0, err
+			}
+			if i > 0 {
+				m = math.Min(m, ms(time.Since(start)))
+			}
+		}
+		return m, nil
+	}
+	fwd, err = best(func() error {
+		y, err := b.Conv2D(x, w, bias, p)
+		if err == nil {
+			b.Free(y)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	fwdBwd, err = best(func() error {
+		y, err := b.Conv2D(x, w, bias, p)
+		if err != nil {
+			return err
+		}
+		dx, dw, db, err := b.Conv2DBackward(x, w, y, p, c.NeedX, c.Bias)
+		for _, t := range []*tensor.Tensor{y, dx, dw, db} {
+			if t != nil {
+				b.Free(t)
+			}
+		}
+		return err
+	})
+	return fwd, fwdBwd, err
 }
 
 func benchOurs(n, h, w int, stereo bool, steps, warmup, threads int, progress io.Writer) (*benchResult, error) {

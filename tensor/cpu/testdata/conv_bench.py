@@ -9,6 +9,7 @@ the same gradients the Go benchmark computes (no input gradient for the first la
 whose input is the image; a bias gradient where the layer has a bias).
 """
 import argparse
+import json
 import os
 import time
 
@@ -48,11 +49,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all cores, as Go's GOMAXPROCS)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="one JSON object per shape (for edgedepth bench)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn {torch.backends.mkldnn.is_available()}")
-    print(f"{'shape':40s} {'fwd ms':>9s} {'(best)':>8s} {'fwd+bwd ms':>11s} {'(best)':>8s}")
+    if not args.json:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn {torch.backends.mkldnn.is_available()}")
+        print(f"{'shape':40s} {'fwd ms':>9s} {'(best)':>8s} {'fwd+bwd ms':>11s} {'(best)':>8s}")
     for name, xs, ws, stride, pad, has_bias, need_x in SHAPES:
         x = torch.randn(xs)
         w = torch.randn(ws)
@@ -77,7 +80,11 @@ def main():
 
         f_mean, f_best = timeit(fwd, args.reps)
         b_mean, b_best = timeit(fwdbwd, args.reps)
-        print(f"{name:40s} {f_mean:9.2f} {f_best:8.2f} {b_mean:11.2f} {b_best:8.2f}")
+        if args.json:
+            print(json.dumps({"name": name, "x": xs, "w": ws, "stride": stride, "pad": pad, "bias": has_bias,
+                              "need_x": need_x, "fwd_ms": f_best, "fwdbwd_ms": b_best, "torch": torch.__version__}))
+        else:
+            print(f"{name:40s} {f_mean:9.2f} {f_best:8.2f} {b_mean:11.2f} {b_best:8.2f}")
 
 
 if __name__ == "__main__":
