@@ -31,6 +31,7 @@ import (
 	"github.com/edgedepth/edgedepth/runtime/config"
 	"github.com/edgedepth/edgedepth/telemetry"
 	"github.com/edgedepth/edgedepth/telemetry/command"
+	"github.com/edgedepth/edgedepth/trainer"
 )
 
 // Daemon is one running edgedepth. Build it with New, start it with Run.
@@ -59,6 +60,9 @@ type Daemon struct {
 	// recal is the RTSP source's calibration and rectifier, for the recalibrate
 	// command; nil for a source without a calibration (sim).
 	recal *recalibration
+	// learner is the continual learner; nil when training is off (or could not
+	// start: a health warning says why).
+	learner *trainer.Continual
 }
 
 // New prepares a daemon; it opens nothing (Run does).
@@ -113,6 +117,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("MQTT is off (mqtt.enabled: false): depth is computed but not published")
 	}
 	d.checkDataDir()
+	d.startLearner()
 	var commands *command.Dispatcher
 	if d.publisher != nil && d.cfg.Commands.Enabled {
 		if commands, err = d.newDispatcher(); err != nil {
@@ -178,6 +183,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	goSupervised(&pipe, pipeCtx, "depth "+est.Name(), func(ctx context.Context) error {
 		return d.runDepth(ctx, ring, est)
 	})
+	if d.learner != nil {
+		// The learner stops with the pipeline: after its current step it writes its
+		// weights to the model store, within the shutdown timeout. It computes on a
+		// thread of lowered priority: inference first.
+		goSupervised(&pipe, pipeCtx, "training", d.runLearner)
+	}
 	pipe.Add(1)
 	go func() {
 		defer pipe.Done()

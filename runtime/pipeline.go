@@ -90,6 +90,10 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, est depth.Esti
 		if err != nil {
 			return nil // cancelled
 		}
+		if d.learner != nil {
+			// Never blocks: a busy learner drops the pair and counts it.
+			d.learner.Offer(f)
+		}
 		t0 := time.Now()
 		m, err := est.Estimate(f)
 		if err != nil {
@@ -229,6 +233,7 @@ func (d *Daemon) status(state telemetry.State) telemetry.Status {
 		Warnings:        warnings,
 		Time:            time.Now().UTC(),
 		UptimeS:         math.Round(time.Since(d.started).Seconds()*10) / 10,
+		Training:        d.trainingStatus(),
 	}
 }
 

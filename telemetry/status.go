@@ -68,6 +68,43 @@ type Status struct {
 	Time time.Time `json:"time"`
 	// UptimeS is the time since the daemon started, in seconds.
 	UptimeS float64 `json:"uptime_s"`
+	// Training is the continual learner's state ("enabled": false, "state": "off"
+	// when learning is off). The running daemon always sends it; it is absent from the
+	// offline status and from versions before continual learning.
+	Training *TrainingStatus `json:"training,omitempty"`
+}
+
+// TrainingStatus is the continual learner's part of the status message.
+type TrainingStatus struct {
+	// Enabled reports whether learning is configured on (training.enabled).
+	Enabled bool `json:"enabled"`
+	// State is "off" (not enabled), "stopped" (not running: starting, or restarting
+	// after a failure), "waiting" (for enough samples from the stream), "learning" or
+	// "paused".
+	State string `json:"state"`
+	// Steps counts optimisation steps since start; SkippedSteps those skipped for a
+	// NaN or Inf loss or gradient (weights untouched).
+	Steps        int `json:"steps"`
+	SkippedSteps int `json:"skipped_steps"`
+	// Loss is the self-supervised loss of the last step.
+	Loss float64 `json:"loss"`
+	// Promotions and Rollbacks count the guard's decisions since start.
+	Promotions int `json:"promotions"`
+	Rollbacks  int `json:"rollbacks"`
+	// ActiveVersion is the model store version of the weights in force (0: not saved,
+	// or random weights).
+	ActiveVersion int `json:"active_version"`
+	// Duty is the measured fraction of time spent computing while learning; LR the
+	// learning rate in force.
+	Duty float64 `json:"duty"`
+	LR   float64 `json:"lr"`
+	// Samples is the number of training samples held (replay buffer) and
+	// ValidationSamples those held out for the guard.
+	Samples           int `json:"samples"`
+	ValidationSamples int `json:"validation_samples"`
+	// FramesDropped counts stereo pairs the learner was offered while busy and
+	// dropped (inference never waits for it).
+	FramesDropped uint64 `json:"frames_dropped"`
 }
 
 // MarshalJSON writes Warnings as [] when there are none: "no warnings" must not

@@ -307,6 +307,52 @@ func (s *Store) Load(version int) ([]nn.NamedTensor, Version, error) {
 	return ts, v, nil
 }
 
+// ErrNoUsableVersion is returned (wrapped) by LoadActive when no version could be
+// loaded.
+var ErrNoUsableVersion = errors.New("model store: no version could be loaded")
+
+// LoadActive loads the version in use. When its file is damaged or missing it falls
+// back, newest first, to the judged candidates (those with a validation error that
+// the guard did not reject: versions that were once good), then to the base, so that
+// one bad file costs the robot its latest weights, not its model. failed lists, in
+// order, why each version tried before the one returned could not be loaded (nil
+// when the active version loaded). The manifest is not changed: the damaged version
+// stays active until the operator or the learner activates another, and every start
+// says so. With no active version, LoadActive starts at the fallbacks; an empty store
+// or one where nothing loads returns an error wrapping ErrNoUsableVersion.
+func (s *Store) LoadActive() (ts []nn.NamedTensor, v Version, failed []error, err error) {
+	s.mu.Lock()
+	var order []int
+	if s.index(s.man.Active) >= 0 {
+		order = append(order, s.man.Active)
+	}
+	var base []int
+	for i := len(s.man.Versions) - 1; i >= 0; i-- {
+		o := s.man.Versions[i]
+		switch {
+		case o.Version == s.man.Active:
+		case o.State == StateBase:
+			base = append(base, o.Version)
+		case o.State == StateRejected || o.ValidationError == nil:
+		default:
+			order = append(order, o.Version)
+		}
+	}
+	order = append(order, base...)
+	s.mu.Unlock()
+	if len(order) == 0 {
+		return nil, Version{}, nil, fmt.Errorf("model store %s holds no usable version: %w", s.Dir, ErrNoUsableVersion)
+	}
+	for _, n := range order {
+		ts, v, err := s.Load(n)
+		if err == nil {
+			return ts, v, failed, nil
+		}
+		failed = append(failed, err)
+	}
+	return nil, Version{}, failed, fmt.Errorf("model store %s: %w: %w", s.Dir, ErrNoUsableVersion, errors.Join(failed...))
+}
+
 func (s *Store) update(change func(*storeManifest) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -36,6 +36,7 @@ type Config struct {
 	MQTT     MQTT     `yaml:"mqtt"`
 	HTTP     HTTP     `yaml:"http"`
 	Commands Commands `yaml:"commands"`
+	Training Training `yaml:"training"`
 	// GPIO names the Jetson pins for the camera trigger, status LED and button
 	// (jetson/gpio.Config documents every key). No pins by default; on a machine
 	// without GPIO the pins are skipped with the reason, never an error.
@@ -135,6 +136,83 @@ type Commands struct {
 	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
+// Training configures continual learning: the networks keep training on the robot
+// from the live stream (self-supervised), duty-cycled beside inference, and a guard
+// promotes new weights into the model store only when their held-out photometric error
+// is not worse (trainer.Continual documents the whole loop).
+type Training struct {
+	// Enabled runs the learner. Default: false — learning takes about duty × threads
+	// CPU cores and writes model versions to disk, so the zero-setup default stays
+	// light and starts at once; turn it on on a robot (configs/jetson-orin.yaml does).
+	// A stop waits for the learner's current step and its checkpoint: keep
+	// shutdown_timeout above the time of a step.
+	Enabled bool `yaml:"enabled"`
+	// StoreDir is the model store: versioned safetensors files and manifest.json.
+	// Default: "" = <data_dir>/models. An empty store means learning from scratch
+	// (a health warning says so); `edgedepth import` or `edgedepth train` fill it.
+	StoreDir string `yaml:"store_dir"`
+	// Keep is how many versions besides the base and the active one the store keeps
+	// (the oldest go first); 0 keeps all. Default: 10, range 0–10000.
+	Keep int `yaml:"keep"`
+	// Width and Height are the training resolution in pixels, multiples of 32, at
+	// least 64. Default: 128 x 96 (the 4:3 of the simulated rig). Frames are resized
+	// to it, intrinsics scaled with them.
+	Width  int `yaml:"width"`
+	Height int `yaml:"height"`
+	// Batch is the number of samples a step. Default: 4, range 1–64.
+	Batch int `yaml:"batch"`
+	// ChannelScale is the network width of a model learned from scratch: 1 is
+	// Monodepth2's, 0.5 a quarter of the work for CPUs and small Jetsons. A model
+	// from the store keeps its own. Default: 0.5, range (0, 1].
+	ChannelScale float64 `yaml:"channel_scale"`
+	// LR is Adam's learning rate. Default: 1e-4, range (0, 1].
+	LR float64 `yaml:"lr"`
+	// L2SPWeight pulls the weights towards those the learner started from (the
+	// active version), adding weight·‖w − w₀‖² to the loss: the regulariser against
+	// forgetting. 0 turns it off. Default: 0.01, range 0–1000.
+	L2SPWeight float64 `yaml:"l2sp_weight"`
+	// Duty is the fraction of time the learner computes: after a step that took d it
+	// rests d·(1−duty)/duty. Default: 0.3, range (0, 1].
+	Duty float64 `yaml:"duty"`
+	// Threads is how many CPU threads the learner's own compute backend uses, apart
+	// from inference's. Default: 1, range 1–256.
+	Threads int `yaml:"threads"`
+	// Nice is the Linux scheduling niceness of the learner's thread (0–19; higher
+	// yields more): when inference and learning both want a core, the kernel runs
+	// inference first. It covers the learner's compute with threads: 1 (more threads
+	// run at normal priority). Default: 10.
+	Nice int `yaml:"nice"`
+	// RecentSamples and ReservoirSamples size the replay buffer: the newest samples
+	// and a uniform reservoir of older ones. Each sample takes at most
+	// 16·width·height bytes (four RGB images and a depth map), 196 KB at 128x96, so
+	// the defaults hold at most 63 MB with the validation set. Default: 32 and 256,
+	// range 0–100000 each, together at least batch.
+	RecentSamples    int `yaml:"recent_samples"`
+	ReservoirSamples int `yaml:"reservoir_samples"`
+	// ValidationSamples bounds the held-out set the guard judges on (half the newest
+	// held-out samples, half a reservoir of older ones). Default: 32, range 2–10000.
+	ValidationSamples int `yaml:"validation_samples"`
+	// ValidationEvery holds out every n-th triplet of frames for validation (never
+	// trained on). Default: 10, range 2–1000.
+	ValidationEvery int `yaml:"validation_every"`
+	// GuardEvery is the number of steps between two judgements of the guard.
+	// Default: 50, range 1–1000000.
+	GuardEvery int `yaml:"guard_every"`
+	// GuardTolerance lets the guard promote weights whose held-out photometric error
+	// exceeds the active version's by at most this much. Default: 0 (never worse),
+	// range 0–1.
+	GuardTolerance float64 `yaml:"guard_tolerance"`
+	// MinMotion is the least mean absolute difference in grey levels (0–255) between
+	// consecutive kept frames, on a 64-pixel-wide thumbnail: a rig that moves less is
+	// resting and its frames are skipped. Default: 1, range 0–255.
+	MinMotion float64 `yaml:"min_motion"`
+	// SampleInterval is the least time between two triplets of frames taken for
+	// training. Default: 1s, range 0–1h.
+	SampleInterval time.Duration `yaml:"sample_interval"`
+	// Seed drives batch draws, augmentation and the reservoirs. Default: 1.
+	Seed int64 `yaml:"seed"`
+}
+
 // EmbeddedBroker is the in-process MQTT broker of the zero-setup default.
 type EmbeddedBroker struct {
 	// Enabled starts the embedded broker. Default: true (the simulated default needs no
@@ -189,7 +267,12 @@ func Default() Config {
 		},
 		HTTP:     HTTP{Addr: "127.0.0.1:8080"},
 		Commands: Commands{Enabled: true, Window: 30 * time.Second, Timeout: 10 * time.Second, MaxConcurrent: 4},
-		GPIO:     gpio.DefaultConfig(),
+		Training: Training{
+			Keep: 10, Width: 128, Height: 96, Batch: 4, ChannelScale: 0.5, LR: 1e-4, L2SPWeight: 0.01,
+			Duty: 0.3, Threads: 1, Nice: 10, RecentSamples: 32, ReservoirSamples: 256, ValidationSamples: 32,
+			ValidationEvery: 10, GuardEvery: 50, MinMotion: 1, SampleInterval: time.Second, Seed: 1,
+		},
+		GPIO: gpio.DefaultConfig(),
 	}
 }
 

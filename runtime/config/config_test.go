@@ -64,6 +64,14 @@ func TestLoadErrorsNameTheProblem(t *testing.T) {
 		{"rtsp needs urls", "source:\n  kind: rtsp\n", nil, []string{"source.rtsp.left", "url is required", "source.rtsp.calibration"}},
 		{"pairing key", "source:\n  kind: rtsp\n  rtsp:\n    pairing:\n      pair_tolerance: -1s\n", nil, []string{"source.rtsp.pairing.pair_tolerance"}},
 		{"robot id", "robot_id: a/b\n", nil, []string{"robot_id", "a/b"}},
+		{"training size", "training:\n  enabled: true\n  width: 100\n  height: 32\n", nil,
+			[]string{"training.width: 100", "training.height: 32", "multiple of 32"}},
+		{"training duty", "training:\n  enabled: true\n  duty: 0\n", nil, []string{"training.duty", "(0, 1]"}},
+		{"training replay", "training:\n  enabled: true\n  recent_samples: 1\n  reservoir_samples: 0\n", nil,
+			[]string{"training.recent_samples + training.reservoir_samples", "training.batch 4"}},
+		{"training key", "training:\n  l2sp: 1\n", nil, []string{"unknown key training.l2sp", "l2sp_weight"}},
+		{"training env", "", []string{"EDGEDEPTH_TRAINING_ENABLED=true", "EDGEDEPTH_TRAINING_CHANNEL_SCALE=2"},
+			[]string{"training.channel_scale", "(0, 1]"}},
 		{"unknown env", "", []string{"EDGEDEPTH_MQTT_BROKERURL=x"}, []string{"EDGEDEPTH_MQTT_BROKERURL", "no configuration key"}},
 		{"bad env int", "", []string{"EDGEDEPTH_SOURCE_RING_SIZE=lots"}, []string{"EDGEDEPTH_SOURCE_RING_SIZE", "integer"}},
 		{"env out of range", "", []string{"EDGEDEPTH_SOURCE_SIM_WIDTH=10"}, []string{"source.sim.width", "[16, 8192]"}},
@@ -124,7 +132,7 @@ func TestYAMLOverridesDefaultsOnlyWhereGiven(t *testing.T) {
 func TestEnvNamesCoverNestedKeys(t *testing.T) {
 	names := strings.Join(EnvNames(), " ")
 	for _, want := range []string{"EDGEDEPTH_MQTT_EMBEDDED_BROKER_ADDR", "EDGEDEPTH_DEPTH_SGBM_BLOCK_SIZE", "EDGEDEPTH_ROBOT_ID",
-		"EDGEDEPTH_MQTT_PASSWORD_FILE", "EDGEDEPTH_DEPTH_SGBM_MODE"} {
+		"EDGEDEPTH_MQTT_PASSWORD_FILE", "EDGEDEPTH_DEPTH_SGBM_MODE", "EDGEDEPTH_TRAINING_ENABLED", "EDGEDEPTH_TRAINING_SAMPLE_INTERVAL"} {
 		if !strings.Contains(names, want) {
 			t.Errorf("EnvNames lacks %s", want)
 		}

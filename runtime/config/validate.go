@@ -97,6 +97,42 @@ func (c Config) Validate() error {
 		v.rangeF("commands.timeout (seconds)", c.Commands.Timeout.Seconds(), 0.1, 3600)
 		v.rangeI("commands.max_concurrent", c.Commands.MaxConcurrent, 1, 64)
 	}
+	if t := c.Training; t.Enabled {
+		for _, d := range []struct {
+			key string
+			v   int
+		}{{"training.width", t.Width}, {"training.height", t.Height}} {
+			if d.v%32 != 0 || d.v < 64 || d.v > 2048 {
+				v.addf("%s: %d must be a multiple of 32 in [64, 2048] (the networks halve it five times)", d.key, d.v)
+			}
+		}
+		v.rangeI("training.keep", t.Keep, 0, 10000)
+		v.rangeI("training.batch", t.Batch, 1, 64)
+		if !(t.ChannelScale > 0 && t.ChannelScale <= 1) {
+			v.addf("training.channel_scale: %g is out of range (0, 1]", t.ChannelScale)
+		}
+		if !(t.LR > 0 && t.LR <= 1) {
+			v.addf("training.lr: %g is out of range (0, 1]", t.LR)
+		}
+		v.rangeF("training.l2sp_weight", t.L2SPWeight, 0, 1000)
+		if !(t.Duty > 0 && t.Duty <= 1) {
+			v.addf("training.duty: %g is out of range (0, 1]", t.Duty)
+		}
+		v.rangeI("training.threads", t.Threads, 1, 256)
+		v.rangeI("training.nice", t.Nice, 0, 19)
+		v.rangeI("training.recent_samples", t.RecentSamples, 0, 100000)
+		v.rangeI("training.reservoir_samples", t.ReservoirSamples, 0, 100000)
+		if t.RecentSamples+t.ReservoirSamples < t.Batch {
+			v.addf("training.recent_samples + training.reservoir_samples: %d must hold at least a batch (training.batch %d)",
+				t.RecentSamples+t.ReservoirSamples, t.Batch)
+		}
+		v.rangeI("training.validation_samples", t.ValidationSamples, 2, 10000)
+		v.rangeI("training.validation_every", t.ValidationEvery, 2, 1000)
+		v.rangeI("training.guard_every", t.GuardEvery, 1, 1000000)
+		v.rangeF("training.guard_tolerance", t.GuardTolerance, 0, 1)
+		v.rangeF("training.min_motion", t.MinMotion, 0, 255)
+		v.rangeF("training.sample_interval (seconds)", t.SampleInterval.Seconds(), 0, 3600)
+	}
 	if !c.GPIO.Empty() {
 		if err := c.GPIO.Validate(); err != nil {
 			v.addf("%v", err)
