@@ -465,5 +465,6 @@ func (d *Daemon) newDispatcher() (*command.Dispatcher, error) {
 	}, command.WithTimeout(2*time.Second))
 	d.registerRecalibrate(disp)
 	d.registerChessboard(disp)
+	d.registerModelCommands(disp)
 	return disp, nil
 }

@@ -289,6 +289,10 @@ type Continual struct {
 	onState func(string)
 	onBatch func(ids []string)
 
+	// workMu serialises the learner's work with an operator's model commands
+	// (Snapshot, Activate), which touch the same weights.
+	workMu sync.Mutex
+
 	frames  chan cam.StereoFrame
 	sampled chan struct{} // a sample arrived (capacity 1)
 	wake    chan struct{} // a setting changed (capacity 1)
@@ -601,7 +605,9 @@ func (c *Continual) loop(ctx context.Context) error {
 			continue
 		}
 		t0 := clk.Now()
+		c.workMu.Lock()
 		ran, err := c.work(ctx)
+		c.workMu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -858,4 +864,43 @@ func (c *Continual) saveAtShutdown() {
 		return
 	}
 	c.sinceSave = 0
+}
+
+// Snapshot saves the learner's current weights into the store as a candidate (an
+// operator's model/snapshot), between two steps of the learner.
+func (c *Continual) Snapshot(note string) (Version, error) {
+	c.workMu.Lock()
+	defer c.workMu.Unlock()
+	ts, err := c.m.Params.Export(c.b)
+	if err != nil {
+		return Version{}, err
+	}
+	v, err := c.store.Add(ts, Version{Parent: c.activeVersion, Steps: c.baseSteps + c.tr.Steps(),
+		ChannelScale: c.m.Options.ChannelScale, Note: note})
+	c.storeWritten(err)
+	return v, err
+}
+
+// Activate makes a store version the active one and the learner's weights (an
+// operator's model/rollback or model/reset), between two steps of the learner. The
+// L2-SP anchor stays where learning started.
+func (c *Continual) Activate(version int) (Version, error) {
+	c.workMu.Lock()
+	defer c.workMu.Unlock()
+	ts, v, err := c.store.Load(version)
+	if err != nil {
+		return Version{}, err
+	}
+	if err := c.load(ts, fmt.Sprintf("version %d", version)); err != nil {
+		return Version{}, err
+	}
+	if err := c.store.SetActive(version); err != nil {
+		return Version{}, err
+	}
+	c.active, c.activeVersion = ts, version
+	c.sinceGuard, c.sinceSave = 0, 0
+	c.mu.Lock()
+	c.pubActive = version
+	c.mu.Unlock()
+	return v, nil
 }
