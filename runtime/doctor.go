@@ -16,8 +16,10 @@ import (
 	"github.com/edgedepth/edgedepth/camera/calib3d"
 	"github.com/edgedepth/edgedepth/camera/rtsp"
 	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/jetson/cuda"
 	"github.com/edgedepth/edgedepth/jetson/platform"
 	"github.com/edgedepth/edgedepth/runtime/config"
+	"github.com/edgedepth/edgedepth/tensor"
 )
 
 // Doctor checks what cfg needs on this machine and writes one plain line per finding:
@@ -33,7 +35,7 @@ func Doctor(ctx context.Context, cfg config.Config, version string, w io.Writer)
 
 	report("ok", "build", "edgedepth %s, %s, %s/%s, %d CPUs", version, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU())
 	report("ok", "opencv", "OpenCV %s (SGBM stereo matching through our calib3d shim)", calib3d.Version())
-	report("warn", "cuda", "this version has no CUDA backend yet: depth runs on the CPU")
+	checkCUDA(cfg, report)
 	checkJetson(cfg, report)
 
 	switch cfg.Source.Kind {
@@ -194,4 +196,44 @@ func checkJetson(cfg config.Config, report reportFunc) {
 	}
 	report("ok", "gpio", "pins configured: trigger %q, LED %q, button %q (the daemon opens them; no GPIO here means skipped, not an error)",
 		cfg.GPIO.TriggerPin, cfg.GPIO.LEDPin, cfg.GPIO.ButtonPin)
+}
+
+// checkCUDA reports the CUDA libraries and GPUs found and, when they open, runs a
+// kernel on the GPU (compiled by NVRTC) and reads its result back.
+func checkCUDA(cfg config.Config, report func(level, what, format string, args ...any)) {
+	info := cuda.Probe()
+	if info.Err != nil {
+		level := "warn"
+		if cfg.Backend == "cuda" {
+			level = "FAIL"
+		}
+		report(level, "cuda", "no usable CUDA (%v): the networks run on the CPU backend (backend: %s)", info.Err, cfg.Backend)
+		return
+	}
+	report("ok", "cuda", "driver %d.%d %s; NVRTC %s; cuBLAS %s; cuDNN %s", info.DriverVersion/1000, info.DriverVersion%1000/10,
+		info.Driver.Path, info.NVRTC, info.CUBLAS, info.CUDNN)
+	for _, g := range info.Devices {
+		report("ok", "gpu", "%d: %s, sm_%d, %d multiprocessors, %.1f GiB", g.Index, g.Name, g.SM, g.Multiprocessors, float64(g.MemoryBytes)/(1<<30))
+	}
+	b, err := cuda.Open(cuda.DefaultOptions())
+	if err != nil {
+		report("FAIL", "cuda", "the GPU does not open: %v", err)
+		return
+	}
+	defer b.Close()
+	x, err := b.Full(1.5, 4)
+	if err == nil {
+		var y *tensor.Tensor
+		if y, err = b.Affine(x, 2, 1); err == nil {
+			var v []float32
+			if v, err = b.ToHost(y); err == nil && (len(v) != 4 || v[0] != 4) {
+				err = fmt.Errorf("the test kernel computed %v, want 4", v)
+			}
+		}
+	}
+	if err != nil {
+		report("FAIL", "cuda", "test kernel: %v", err)
+		return
+	}
+	report("ok", "cuda", "a test kernel compiled for %s ran on GPU 0 and computed the right result", b.Target())
 }

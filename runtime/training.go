@@ -11,7 +11,6 @@ import (
 
 	"github.com/edgedepth/edgedepth/nn/monodepth2"
 	"github.com/edgedepth/edgedepth/telemetry"
-	"github.com/edgedepth/edgedepth/tensor/cpu"
 	"github.com/edgedepth/edgedepth/trainer"
 )
 
@@ -49,7 +48,10 @@ func (d *Daemon) newLearner() (*trainer.Continual, error) {
 		d.log.Error("model store: a version does not load", "component", "training", "err", f)
 	}
 
-	b := cpu.New(tc.Threads)
+	b, err := d.openBackend(tc.Threads)
+	if err != nil {
+		return nil, err
+	}
 	opts := monodepth2.Options{ChannelScale: tc.ChannelScale}
 	if from.Version != 0 {
 		opts.ChannelScale = from.ChannelScale

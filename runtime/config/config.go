@@ -30,6 +30,10 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// ShutdownTimeout bounds a graceful stop after SIGINT/SIGTERM. Default: 5s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Backend runs the networks: "cuda" (an NVIDIA GPU through jetson/cuda), "cpu"
+	// (tensor/cpu), or "auto": CUDA when it opens, else the CPU with a health warning.
+	// Default: auto.
+	Backend string `yaml:"backend"`
 
 	Source   Source   `yaml:"source"`
 	Depth    Depth    `yaml:"depth"`
@@ -234,6 +238,7 @@ func Default() Config {
 	return Config{
 		RobotID:         "",
 		DataDir:         "data",
+		Backend:         "auto",
 		LogLevel:        "info",
 		ShutdownTimeout: 5 * time.Second,
 		Source: Source{

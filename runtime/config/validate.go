@@ -22,6 +22,7 @@ func (c Config) Validate() error {
 		v.addf("data_dir: empty: give a directory for models and keys")
 	}
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	v.oneOf("backend", c.Backend, "auto", "cuda", "cpu")
 	v.rangeF("shutdown_timeout (seconds)", c.ShutdownTimeout.Seconds(), 0.1, 300)
 
 	v.oneOf("source.kind", c.Source.Kind, "sim", "rtsp")
