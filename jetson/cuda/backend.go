@@ -244,13 +244,3 @@ func (b *Backend) ptr(t *tensor.Tensor) devptr {
 func notImplemented(op string) error {
 	return fmt.Errorf("%s: %w (cuda)", op, tensor.ErrNotImplemented)
 }
-
-// checkDims rejects negative dimensions.
-func checkDims(op string, shape []int) error {
-	for _, d := range shape {
-		if d < 0 {
-			return fmt.Errorf("%s: negative dimension in %v: %w", op, tensor.Shape(shape), tensor.ErrShape)
-		}
-	}
-	return nil
-}

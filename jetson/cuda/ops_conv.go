@@ -78,19 +78,11 @@ func (b *Backend) columns(g *convGeom, x devptr, n0, nc int) (col devptr, releas
 // Conv2D implements tensor.Backend.
 func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*tensor.Tensor, error) {
 	const op = "conv2d"
-	if err := tensor.CheckFloat(op, x, w); err != nil {
-		return nil, err
-	}
-	if bias != nil {
-		if err := tensor.CheckFloat(op, bias); err != nil {
-			return nil, err
-		}
-	}
-	p = p.Norm()
-	shape, err := tensor.Conv2DShape(x, w, bias, p)
+	shape, err := tensor.Conv2DCheck(x, w, bias, p)
 	if err != nil {
 		return nil, err
 	}
+	p = p.Norm()
 	g := newConvGeom(x, w, shape, p)
 	var y *tensor.Tensor
 	err = b.run(func() error {
@@ -141,17 +133,11 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 // Conv2DBackward implements tensor.Backend.
 func (b *Backend) Conv2DBackward(x, w, dy *tensor.Tensor, p tensor.Conv2DParams, needX, needBias bool) (dx, dw, dbias *tensor.Tensor, err error) {
 	const op = "conv2d backward"
-	if err := tensor.CheckFloat(op, x, w, dy); err != nil {
+	shape, err := tensor.Conv2DBackwardShape(x, w, dy, p)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	p = p.Norm()
-	shape, err := tensor.Conv2DShape(x, w, nil, p)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if !dy.Shape.Equal(shape) {
-		return nil, nil, nil, tensor.ShapeError(op, fmt.Sprintf("dy must be %v", shape), x, w, dy)
-	}
 	g := newConvGeom(x, w, shape, p)
 	err = b.run(func() error {
 		var err error

@@ -48,21 +48,10 @@ func (b *Backend) UnaryBackward(op tensor.UnaryOp, x, y, dy *tensor.Tensor) (*te
 	if !ok {
 		return nil, fmt.Errorf("unary backward: unknown op %d", uint8(op))
 	}
-	name := op.String() + " backward"
-	if err := tensor.CheckFloat(name, dy); err != nil {
+	if err := tensor.UnaryBackwardCheck(op, x, y, dy); err != nil {
 		return nil, err
 	}
-	for _, t := range []*tensor.Tensor{x, y} {
-		if t == nil {
-			continue
-		}
-		if err := tensor.CheckFloat(name, t); err != nil {
-			return nil, err
-		}
-		if !t.Shape.Equal(dy.Shape) {
-			return nil, tensor.ShapeError(name, "x, y and dy must have one shape", x, y, dy)
-		}
-	}
+	name := op.String() + " backward"
 	readX, readY := k.readX, k.readY
 	if op == tensor.ReLU && x == nil && y != nil {
 		x, readX = y, true // relu(x) > 0 exactly where x > 0
@@ -137,10 +126,7 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c *tensor.Tensor) (*tensor.Tenso
 		return nil, fmt.Errorf("binary: unknown op %d", uint8(op))
 	}
 	name := op.String()
-	if err := tensor.CheckFloat(name, a, c); err != nil {
-		return nil, err
-	}
-	shape, err := tensor.BroadcastShape(name, a, c)
+	shape, err := tensor.BinaryShape(op, a, c)
 	if err != nil {
 		return nil, err
 	}
@@ -173,15 +159,9 @@ func (b *Backend) BinaryBackward(op tensor.BinaryOp, a, c, dy *tensor.Tensor, ne
 		return nil, nil, fmt.Errorf("binary backward: unknown op %d", uint8(op))
 	}
 	name := op.String() + " backward"
-	if err := tensor.CheckFloat(name, a, c, dy); err != nil {
-		return nil, nil, err
-	}
-	shape, err := tensor.BroadcastShape(name, a, c)
+	shape, err := tensor.BinaryBackwardShape(op, a, c, dy)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !shape.Equal(dy.Shape) {
-		return nil, nil, tensor.ShapeError(name, fmt.Sprintf("dy must have the broadcast shape %v", shape), a, c, dy)
 	}
 	p, err := binaryPlan(name, shape, a.Shape, c.Shape)
 	if err != nil {
@@ -238,37 +218,12 @@ func (b *Backend) BinaryBackward(op tensor.BinaryOp, a, c, dy *tensor.Tensor, ne
 
 // Reduce implements tensor.Backend.
 func (b *Backend) Reduce(op tensor.ReduceOp, x *tensor.Tensor, axes ...int) (*tensor.Tensor, error) {
-	if op != tensor.Sum && op != tensor.Mean {
-		return nil, fmt.Errorf("reduce: unknown op %d", uint8(op))
-	}
-	name := op.String()
-	if err := tensor.CheckFloat(name, x); err != nil {
+	shape, err := tensor.ReduceShape(op, x, axes...)
+	if err != nil {
 		return nil, err
 	}
-	reduced := make([]bool, len(x.Shape))
-	if len(axes) == 0 {
-		for d := range reduced {
-			reduced[d] = true
-		}
-	}
-	for _, axis := range axes {
-		d, err := tensor.NormAxis(name, x, axis)
-		if err != nil {
-			return nil, err
-		}
-		if reduced[d] {
-			return nil, tensor.ShapeError(name, fmt.Sprintf("axes %v name dimension %d twice", axes, d), x)
-		}
-		reduced[d] = true
-	}
-	shape := x.Shape.Clone()
-	for d, r := range reduced {
-		if r {
-			shape[d] = 1
-		}
-	}
 	var out *tensor.Tensor
-	err := b.run(func() error {
+	err = b.run(func() error {
 		var err error
 		if out, err = b.newTensor(tensor.Float32, shape); err != nil {
 			return err
@@ -300,19 +255,8 @@ func (b *Backend) Reduce(op tensor.ReduceOp, x *tensor.Tensor, axes ...int) (*te
 // ReduceBackward implements tensor.Backend. dy may have any shape that broadcasts to
 // shape (Reduce's output keeps the reduced dimensions with size 1, so it does).
 func (b *Backend) ReduceBackward(op tensor.ReduceOp, dy *tensor.Tensor, shape tensor.Shape) (*tensor.Tensor, error) {
-	if op != tensor.Sum && op != tensor.Mean {
-		return nil, fmt.Errorf("reduce backward: unknown op %d", uint8(op))
-	}
-	name := op.String() + " backward"
-	if err := tensor.CheckFloat(name, dy); err != nil {
+	if err := tensor.ReduceBackwardCheck(op, dy, shape); err != nil {
 		return nil, err
-	}
-	if err := checkDims(name, shape); err != nil {
-		return nil, err
-	}
-	target := &tensor.Tensor{Shape: shape}
-	if bs, err := tensor.BroadcastShape(name, dy, target); err != nil || !bs.Equal(shape) {
-		return nil, tensor.ShapeError(name, fmt.Sprintf("dy does not broadcast to %v", shape), dy, target)
 	}
 	var dx *tensor.Tensor
 	err := b.run(func() error {

@@ -6,8 +6,8 @@ import (
 	"github.com/edgedepth/edgedepth/tensor"
 )
 
-// Padding, batch norm, pooling and resizing (NCHW). The operand checks are the CPU
-// backend's, so both reject the same shapes with the same messages.
+// Padding, batch norm, pooling and resizing (NCHW). The operand checks are tensor's,
+// shared with the CPU backend, so both reject the same shapes with the same messages.
 
 // imageOp runs one kernel of imageFamily over total elements into a new tensor of
 // shape (the common case of the ops below).
@@ -27,37 +27,10 @@ func (b *Backend) imageOp(op string, shape tensor.Shape, kernel string, total in
 	return out, nil
 }
 
-// imgInShape checks the input shape a backward kernel was given and returns it as a
-// tensor for error messages.
-func imgInShape(op string, dy *tensor.Tensor, inShape tensor.Shape) (*tensor.Tensor, error) {
-	in := &tensor.Tensor{Shape: inShape}
-	if len(inShape) != 4 {
-		return nil, tensor.ShapeError(op, "input shape must have 4 dimensions", dy, in)
-	}
-	for _, d := range inShape {
-		if d < 0 {
-			return nil, tensor.ShapeError(op, "negative dimension in the input shape", dy, in)
-		}
-	}
-	if err := tensor.CheckRank(op, dy, 4); err != nil {
-		return nil, err
-	}
-	if dy.Shape[0] != inShape[0] || dy.Shape[1] != inShape[1] {
-		return nil, tensor.ShapeError(op, "batch and channels of the gradient and the input differ", dy, in)
-	}
-	return in, nil
-}
-
 // Pad2D implements tensor.Backend.
 func (b *Backend) Pad2D(x *tensor.Tensor, p tensor.Pad2DParams) (*tensor.Tensor, error) {
 	const op = "pad2d"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, err
-	}
-	if p.Mode != tensor.PadZero && p.Mode != tensor.PadReflect {
-		return nil, fmt.Errorf("%s: unknown pad mode %d", op, p.Mode)
-	}
-	shape, err := tensor.Pad2DShape(x, p)
+	shape, err := tensor.Pad2DCheck(x, p)
 	if err != nil {
 		return nil, err
 	}
@@ -72,30 +45,13 @@ func (b *Backend) Pad2D(x *tensor.Tensor, p tensor.Pad2DParams) (*tensor.Tensor,
 // Pad2DBackward implements tensor.Backend.
 func (b *Backend) Pad2DBackward(dy *tensor.Tensor, p tensor.Pad2DParams) (*tensor.Tensor, error) {
 	const op = "pad2dbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
+	shape, err := tensor.Pad2DBackwardShape(dy, p)
+	if err != nil {
 		return nil, err
 	}
-	if p.Mode != tensor.PadZero && p.Mode != tensor.PadReflect {
-		return nil, fmt.Errorf("%s: unknown pad mode %d", op, p.Mode)
-	}
-	if p.Top < 0 || p.Bottom < 0 || p.Left < 0 || p.Right < 0 {
-		return nil, fmt.Errorf("%s: negative padding %+v", op, p)
-	}
-	if len(dy.Shape) < 2 {
-		return nil, tensor.ShapeError(op, "want at least 2 dimensions", dy)
-	}
-	r := len(dy.Shape)
-	oh, ow := dy.Shape[r-2], dy.Shape[r-1]
-	h, w := oh-p.Top-p.Bottom, ow-p.Left-p.Right
-	if h < 0 || w < 0 {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("padding %+v is larger than the gradient", p), dy)
-	}
+	r := len(shape)
+	h, w, oh, ow := shape[r-2], shape[r-1], dy.Shape[r-2], dy.Shape[r-1]
 	reflect := p.Mode == tensor.PadReflect
-	if reflect && (p.Top >= h || p.Bottom >= h || p.Left >= w || p.Right >= w) {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("reflection padding %+v needs a larger input than %dx%d", p, h, w), dy)
-	}
-	shape := dy.Shape.Clone()
-	shape[r-2], shape[r-1] = h, w
 	total := int64(shape.Len())
 	return b.imageOp(op, shape, "pad2d_backward", total, func(out devptr) *kargs {
 		return new(kargs).ptr(out).ptr(b.ptr(dy)).i64(total).i32(h).i32(w).i32(oh).i32(ow).
@@ -110,34 +66,13 @@ func boolInt(v bool) int {
 	return 0
 }
 
-// bnChannels checks that every per-channel operand of a batch norm is [c].
-func bnChannels(op string, x *tensor.Tensor, per ...*tensor.Tensor) error {
-	c := x.Shape[1]
-	for _, t := range per {
-		if len(t.Shape) != 1 || t.Shape[0] != c {
-			return tensor.ShapeError(op, fmt.Sprintf("per-channel operands must be [%d]", c), append([]*tensor.Tensor{x}, per...)...)
-		}
-	}
-	return nil
-}
-
 // BatchNorm implements tensor.Backend.
 func (b *Backend) BatchNorm(x, gamma, beta, runMean, runVar *tensor.Tensor, p tensor.BatchNormParams) (y, mean, invStd *tensor.Tensor, err error) {
 	const op = "batchnorm"
-	if err := tensor.CheckFloat(op, x, gamma, beta, runMean, runVar); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := bnChannels(op, x, gamma, beta, runMean, runVar); err != nil {
+	if err := tensor.BatchNormCheck(x, gamma, beta, runMean, runVar, p); err != nil {
 		return nil, nil, nil, err
 	}
 	n, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
-	if m := n * hw; p.Training && m < 2 {
-		// PyTorch refuses this too: the unbiased variance would divide by zero.
-		return nil, nil, nil, tensor.ShapeError(op, fmt.Sprintf("training needs more than one value per channel, have %d", m), x)
-	}
 	err = b.run(func() error {
 		var err error
 		if y, err = b.newTensor(tensor.Float32, x.Shape); err != nil {
@@ -176,22 +111,10 @@ func (b *Backend) BatchNorm(x, gamma, beta, runMean, runVar *tensor.Tensor, p te
 // BatchNormBackward implements tensor.Backend.
 func (b *Backend) BatchNormBackward(x, gamma, mean, invStd, dy *tensor.Tensor, training bool) (dx, dgamma, dbeta *tensor.Tensor, err error) {
 	const op = "batchnormbackward"
-	if err := tensor.CheckFloat(op, x, gamma, mean, invStd, dy); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := tensor.SameShape(op, x, dy); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := bnChannels(op, x, gamma, mean, invStd); err != nil {
+	if err := tensor.BatchNormBackwardCheck(x, gamma, mean, invStd, dy, training); err != nil {
 		return nil, nil, nil, err
 	}
 	n, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
-	if m := n * hw; training && m < 2 {
-		return nil, nil, nil, tensor.ShapeError(op, fmt.Sprintf("training needs more than one value per channel, have %d", m), x)
-	}
 	err = b.run(func() error {
 		var err error
 		if dx, err = b.newTensor(tensor.Float32, x.Shape); err != nil {
@@ -227,19 +150,6 @@ func (b *Backend) BatchNormBackward(x, gamma, mean, invStd, dy *tensor.Tensor, t
 	return dx, dgamma, dbeta, nil
 }
 
-// poolShape is tensor.Pool2DShape plus the CPU backend's check that the kernel fits
-// the padded input.
-func poolShape(op string, x *tensor.Tensor, p tensor.Pool2DParams) (tensor.Shape, error) {
-	shape, err := tensor.Pool2DShape(op, x, p)
-	if err != nil {
-		return nil, err
-	}
-	if x.Shape[2]+2*p.Padding[0] < p.Kernel[0] || x.Shape[3]+2*p.Padding[1] < p.Kernel[1] {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("kernel %v larger than the input padded by %v", p.Kernel, p.Padding), x)
-	}
-	return shape, nil
-}
-
 // poolArgs are the window parameters of the pooling kernels.
 func poolArgs(a *kargs, p tensor.Pool2DParams) *kargs {
 	return a.i32(p.Kernel[0]).i32(p.Kernel[1]).i32(p.Stride[0]).i32(p.Stride[1]).i32(p.Padding[0]).i32(p.Padding[1])
@@ -248,10 +158,7 @@ func poolArgs(a *kargs, p tensor.Pool2DParams) *kargs {
 // MaxPool2D implements tensor.Backend.
 func (b *Backend) MaxPool2D(x *tensor.Tensor, p tensor.Pool2DParams) (y, argmax *tensor.Tensor, err error) {
 	const op = "maxpool2d"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, nil, err
-	}
-	shape, err := poolShape(op, x, p)
+	shape, err := tensor.PoolCheck(op, x, p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -279,16 +186,7 @@ func (b *Backend) MaxPool2D(x *tensor.Tensor, p tensor.Pool2DParams) (y, argmax 
 // (one not made by MaxPool2D) is skipped: checking it would cost a synchronisation.
 func (b *Backend) MaxPool2DBackward(dy, argmax *tensor.Tensor, inShape tensor.Shape) (*tensor.Tensor, error) {
 	const op = "maxpool2dbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, err
-	}
-	if argmax == nil || argmax.DType != tensor.Int32 {
-		return nil, fmt.Errorf("%s: argmax must be an int32 tensor", op)
-	}
-	if _, err := imgInShape(op, dy, inShape); err != nil {
-		return nil, err
-	}
-	if err := tensor.SameShape(op, dy, argmax); err != nil {
+	if err := tensor.MaxPool2DBackwardCheck(dy, argmax, inShape); err != nil {
 		return nil, err
 	}
 	var dx *tensor.Tensor
@@ -314,10 +212,7 @@ func (b *Backend) MaxPool2DBackward(dy, argmax *tensor.Tensor, inShape tensor.Sh
 // AvgPool2D implements tensor.Backend.
 func (b *Backend) AvgPool2D(x *tensor.Tensor, p tensor.Pool2DParams) (*tensor.Tensor, error) {
 	const op = "avgpool2d"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, err
-	}
-	shape, err := poolShape(op, x, p)
+	shape, err := tensor.PoolCheck(op, x, p)
 	if err != nil {
 		return nil, err
 	}
@@ -333,19 +228,9 @@ func (b *Backend) AvgPool2D(x *tensor.Tensor, p tensor.Pool2DParams) (*tensor.Te
 // AvgPool2DBackward implements tensor.Backend.
 func (b *Backend) AvgPool2DBackward(dy *tensor.Tensor, inShape tensor.Shape, p tensor.Pool2DParams) (*tensor.Tensor, error) {
 	const op = "avgpool2dbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, err
-	}
-	in, err := imgInShape(op, dy, inShape)
+	want, err := tensor.AvgPool2DBackwardShape(dy, inShape, p)
 	if err != nil {
 		return nil, err
-	}
-	want, err := poolShape(op, in, p)
-	if err != nil {
-		return nil, err
-	}
-	if !want.Equal(dy.Shape) {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("pooling %+v of this input gives %v", p, want), dy, in)
 	}
 	p = p.Norm()
 	total := int64(inShape.Len())
@@ -359,17 +244,11 @@ func (b *Backend) AvgPool2DBackward(dy *tensor.Tensor, inShape tensor.Shape, p t
 // UpsampleNearest implements tensor.Backend.
 func (b *Backend) UpsampleNearest(x *tensor.Tensor, factor int) (*tensor.Tensor, error) {
 	const op = "upsamplenearest"
-	if err := tensor.CheckFloat(op, x); err != nil {
+	shape, err := tensor.UpsampleNearestShape(x, factor)
+	if err != nil {
 		return nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
-		return nil, err
-	}
-	if factor < 1 {
-		return nil, fmt.Errorf("%s: factor %d, want at least 1", op, factor)
 	}
 	h, w := x.Shape[2], x.Shape[3]
-	shape := tensor.Shape{x.Shape[0], x.Shape[1], h * factor, w * factor}
 	total := int64(shape.Len())
 	return b.imageOp(op, shape, "upsample_nearest", total, func(out devptr) *kargs {
 		return new(kargs).ptr(out).ptr(b.ptr(x)).i64(total).i32(h).i32(w).i32(factor)
@@ -379,48 +258,24 @@ func (b *Backend) UpsampleNearest(x *tensor.Tensor, factor int) (*tensor.Tensor,
 // UpsampleNearestBackward implements tensor.Backend.
 func (b *Backend) UpsampleNearestBackward(dy *tensor.Tensor, factor int) (*tensor.Tensor, error) {
 	const op = "upsamplenearestbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
+	shape, err := tensor.UpsampleNearestBackwardShape(dy, factor)
+	if err != nil {
 		return nil, err
 	}
-	if err := tensor.CheckRank(op, dy, 4); err != nil {
-		return nil, err
-	}
-	if factor < 1 {
-		return nil, fmt.Errorf("%s: factor %d, want at least 1", op, factor)
-	}
-	oh, ow := dy.Shape[2], dy.Shape[3]
-	if oh%factor != 0 || ow%factor != 0 {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("height and width must be multiples of the factor %d", factor), dy)
-	}
-	h, w := oh/factor, ow/factor
-	shape := tensor.Shape{dy.Shape[0], dy.Shape[1], h, w}
+	h, w := shape[2], shape[3]
 	total := int64(shape.Len())
 	return b.imageOp(op, shape, "upsample_nearest_backward", total, func(out devptr) *kargs {
 		return new(kargs).ptr(out).ptr(b.ptr(dy)).i64(total).i32(h).i32(w).i32(factor)
 	})
 }
 
-// resizeCheck checks a bilinear resize between planes of h x w and oh x ow.
-func resizeCheck(op string, h, w, oh, ow int, ts ...*tensor.Tensor) error {
-	if h < 1 || w < 1 || oh < 1 || ow < 1 {
-		return tensor.ShapeError(op, fmt.Sprintf("cannot resize %dx%d to %dx%d: sizes must be positive", h, w, oh, ow), ts...)
-	}
-	return nil
-}
-
 // ResizeBilinear implements tensor.Backend.
 func (b *Backend) ResizeBilinear(x *tensor.Tensor, h, w int) (*tensor.Tensor, error) {
 	const op = "resizebilinear"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
+	if err := tensor.ResizeBilinearCheck(x, h, w); err != nil {
 		return nil, err
 	}
 	ih, iw := x.Shape[2], x.Shape[3]
-	if err := resizeCheck(op, ih, iw, h, w, x); err != nil {
-		return nil, err
-	}
 	shape := tensor.Shape{x.Shape[0], x.Shape[1], h, w}
 	total := int64(shape.Len())
 	return b.imageOp(op, shape, "resize_bilinear", total, func(out devptr) *kargs {
@@ -432,17 +287,10 @@ func (b *Backend) ResizeBilinear(x *tensor.Tensor, h, w int) (*tensor.Tensor, er
 // ResizeBilinearBackward implements tensor.Backend.
 func (b *Backend) ResizeBilinearBackward(dy *tensor.Tensor, inShape tensor.Shape) (*tensor.Tensor, error) {
 	const op = "resizebilinearbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, err
-	}
-	in, err := imgInShape(op, dy, inShape)
-	if err != nil {
+	if err := tensor.ResizeBilinearBackwardCheck(dy, inShape); err != nil {
 		return nil, err
 	}
 	h, w, oh, ow := inShape[2], inShape[3], dy.Shape[2], dy.Shape[3]
-	if err := resizeCheck(op, h, w, oh, ow, dy, in); err != nil {
-		return nil, err
-	}
 	total := int64(inShape.Len())
 	return b.imageOp(op, inShape, "resize_bilinear_backward", total, func(out devptr) *kargs {
 		return new(kargs).ptr(out).ptr(b.ptr(dy)).i64(total).i32(h).i32(w).i32(oh).i32(ow).

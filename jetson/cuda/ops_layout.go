@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/edgedepth/edgedepth/tensor"
@@ -39,28 +38,9 @@ func (b *Backend) copyRows(dst devptr, dstStride int, src devptr, srcStride int,
 
 // Concat implements tensor.Backend.
 func (b *Backend) Concat(axis int, xs ...*tensor.Tensor) (*tensor.Tensor, error) {
-	const name = "concat"
-	if len(xs) == 0 {
-		return nil, fmt.Errorf("%s: no tensors", name)
-	}
-	if err := tensor.CheckFloat(name, xs...); err != nil {
-		return nil, err
-	}
-	ax, err := tensor.NormAxis(name, xs[0], axis)
+	shape, ax, err := tensor.ConcatShape(axis, xs...)
 	if err != nil {
 		return nil, err
-	}
-	shape := xs[0].Shape.Clone()
-	for _, x := range xs[1:] {
-		if len(x.Shape) != len(shape) {
-			return nil, tensor.ShapeError(name, "ranks differ", xs...)
-		}
-		for d, n := range x.Shape {
-			if d != ax && n != shape[d] {
-				return nil, tensor.ShapeError(name, fmt.Sprintf("dimension %d differs (concatenating along %d)", d, ax), xs...)
-			}
-		}
-		shape[ax] += x.Shape[ax]
 	}
 	var out *tensor.Tensor
 	err = b.run(func() error {
@@ -89,19 +69,10 @@ func (b *Backend) Concat(axis int, xs ...*tensor.Tensor) (*tensor.Tensor, error)
 
 // Slice implements tensor.Backend. 0 <= start <= end <= the axis's size.
 func (b *Backend) Slice(x *tensor.Tensor, axis, start, end int) (*tensor.Tensor, error) {
-	const name = "slice"
-	if err := tensor.CheckFloat(name, x); err != nil {
-		return nil, err
-	}
-	ax, err := tensor.NormAxis(name, x, axis)
+	shape, ax, err := tensor.SliceShape(x, axis, start, end)
 	if err != nil {
 		return nil, err
 	}
-	if start < 0 || end < start || end > x.Shape[ax] {
-		return nil, tensor.ShapeError(name, fmt.Sprintf("range [%d:%d] outside dimension %d of size %d", start, end, ax, x.Shape[ax]), x)
-	}
-	shape := x.Shape.Clone()
-	shape[ax] = end - start
 	var out *tensor.Tensor
 	err = b.run(func() error {
 		var err error
@@ -121,28 +92,9 @@ func (b *Backend) Slice(x *tensor.Tensor, axis, start, end int) (*tensor.Tensor,
 
 // SliceBackward implements tensor.Backend.
 func (b *Backend) SliceBackward(dy *tensor.Tensor, shape tensor.Shape, axis, start int) (*tensor.Tensor, error) {
-	const name = "slice backward"
-	if err := tensor.CheckFloat(name, dy); err != nil {
-		return nil, err
-	}
-	if err := checkDims(name, shape); err != nil {
-		return nil, err
-	}
-	target := &tensor.Tensor{Shape: shape}
-	ax, err := tensor.NormAxis(name, target, axis)
+	ax, err := tensor.SliceBackwardCheck(dy, shape, axis, start)
 	if err != nil {
 		return nil, err
-	}
-	if len(dy.Shape) != len(shape) {
-		return nil, tensor.ShapeError(name, "dy and the input differ in rank", dy, target)
-	}
-	for d, n := range shape {
-		if d != ax && dy.Shape[d] != n {
-			return nil, tensor.ShapeError(name, fmt.Sprintf("dimension %d differs", d), dy, target)
-		}
-	}
-	if start < 0 || start+dy.Shape[ax] > shape[ax] {
-		return nil, tensor.ShapeError(name, fmt.Sprintf("range [%d:%d] outside dimension %d of size %d", start, start+dy.Shape[ax], ax, shape[ax]), dy, target)
 	}
 	var dx *tensor.Tensor
 	err = b.run(func() error {
@@ -167,15 +119,8 @@ func (b *Backend) SliceBackward(dy *tensor.Tensor, shape tensor.Shape, axis, sta
 // AdamStep implements tensor.Backend, following torch.optim.Adam (amsgrad off) with the
 // bias corrections computed once in float64 as PyTorch computes them in Python floats.
 func (b *Backend) AdamStep(param, grad, m, v *tensor.Tensor, p tensor.AdamParams) error {
-	const name = "adam"
-	if err := tensor.CheckFloat(name, param, grad, m, v); err != nil {
+	if err := tensor.AdamCheck(param, grad, m, v, p); err != nil {
 		return err
-	}
-	if err := tensor.SameShape(name, param, grad, m, v); err != nil {
-		return err
-	}
-	if p.Step < 1 {
-		return fmt.Errorf("%s: step %d, want 1 or more (steps count from 1)", name, p.Step)
 	}
 	bc1 := 1 - math.Pow(float64(p.Beta1), float64(p.Step))
 	bc2 := 1 - math.Pow(float64(p.Beta2), float64(p.Step))

@@ -1,10 +1,6 @@
 package cuda
 
-import (
-	"fmt"
-
-	"github.com/edgedepth/edgedepth/tensor"
-)
+import "github.com/edgedepth/edgedepth/tensor"
 
 // Matrix products through cuBLAS. cuBLAS is column-major; a row-major matrix with row
 // stride ld is, read column-major, its own transpose with leading dimension ld. So the
@@ -141,11 +137,7 @@ func batchIndex(out, sub tensor.Shape) []int {
 
 // MatMul implements tensor.Backend.
 func (b *Backend) MatMul(lhs, rhs *tensor.Tensor, transA, transB bool) (*tensor.Tensor, error) {
-	const op = "matmul"
-	if err := tensor.CheckFloat(op, lhs, rhs); err != nil {
-		return nil, err
-	}
-	shape, err := tensor.MatMulShape(lhs, rhs, transA, transB)
+	shape, err := tensor.MatMulCheck(lhs, rhs, transA, transB)
 	if err != nil {
 		return nil, err
 	}
@@ -180,16 +172,9 @@ func (b *Backend) MatMul(lhs, rhs *tensor.Tensor, transA, transB bool) (*tensor.
 // An operand whose batch dimensions broadcast gets the per-item products in a
 // temporary, summed over the items that shared it.
 func (b *Backend) MatMulBackward(lhs, rhs, dc *tensor.Tensor, transA, transB, needA, needB bool) (da, db *tensor.Tensor, err error) {
-	const op = "matmul backward"
-	if err := tensor.CheckFloat(op, lhs, rhs, dc); err != nil {
-		return nil, nil, err
-	}
-	shape, err := tensor.MatMulShape(lhs, rhs, transA, transB)
+	shape, err := tensor.MatMulBackwardShape(lhs, rhs, dc, transA, transB)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if !dc.Shape.Equal(shape) {
-		return nil, nil, tensor.ShapeError(op, fmt.Sprintf("dc must be %v", shape), lhs, rhs, dc)
+		return nil, nil, err
 	}
 	g := newMMGeom(lhs, rhs, shape, transA, transB)
 	m, n, k := g.m, g.n, g.k

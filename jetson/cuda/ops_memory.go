@@ -9,7 +9,7 @@ import (
 
 // Zeros implements tensor.Backend.
 func (b *Backend) Zeros(dtype tensor.DType, shape ...int) (*tensor.Tensor, error) {
-	if err := checkDims("zeros", shape); err != nil {
+	if err := tensor.CheckDims("zeros", shape); err != nil {
 		return nil, err
 	}
 	if dtype != tensor.Float32 && dtype != tensor.Int32 {
@@ -20,7 +20,7 @@ func (b *Backend) Zeros(dtype tensor.DType, shape ...int) (*tensor.Tensor, error
 
 // Full implements tensor.Backend.
 func (b *Backend) Full(v float32, shape ...int) (*tensor.Tensor, error) {
-	if err := checkDims("full", shape); err != nil {
+	if err := tensor.CheckDims("full", shape); err != nil {
 		return nil, err
 	}
 	return b.filled(tensor.Float32, shape, math.Float32bits(v))
@@ -45,11 +45,8 @@ func (b *Backend) filled(dtype tensor.DType, shape tensor.Shape, bits uint32) (*
 
 // FromHost implements tensor.Backend.
 func (b *Backend) FromHost(data []float32, shape ...int) (*tensor.Tensor, error) {
-	if err := checkDims("fromhost", shape); err != nil {
+	if err := tensor.FromHostCheck(data, shape); err != nil {
 		return nil, err
-	}
-	if n := tensor.Shape(shape).Len(); n != len(data) {
-		return nil, fmt.Errorf("fromhost: %d values for shape %v (%d elements): %w", len(data), tensor.Shape(shape), n, tensor.ErrShape)
 	}
 	var t *tensor.Tensor
 	err := b.run(func() error {
@@ -89,11 +86,8 @@ func (b *Backend) ToHost(t *tensor.Tensor) ([]float32, error) {
 
 // Copy implements tensor.Backend.
 func (b *Backend) Copy(dst, src *tensor.Tensor) error {
-	if err := tensor.CheckFloat("copy", dst, src); err != nil {
+	if err := tensor.CopyCheck("copy", dst, src); err != nil {
 		return err
-	}
-	if dst.Len() != src.Len() {
-		return tensor.ShapeError("copy", "element counts differ", dst, src)
 	}
 	d, s := b.ptr(dst), b.ptr(src)
 	return b.run(func() error { return cuMemcpyDtoD(d, s, dst.Len(), b.stream) })
@@ -101,11 +95,8 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) error {
 
 // AddTo implements tensor.Backend.
 func (b *Backend) AddTo(dst, src *tensor.Tensor) error {
-	if err := tensor.CheckFloat("addto", dst, src); err != nil {
+	if err := tensor.CopyCheck("addto", dst, src); err != nil {
 		return err
-	}
-	if dst.Len() != src.Len() {
-		return tensor.ShapeError("addto", "element counts differ", dst, src)
 	}
 	d, s, n := b.ptr(dst), b.ptr(src), int64(dst.Len())
 	return b.run(func() error {

@@ -6,27 +6,10 @@ import (
 	"github.com/edgedepth/edgedepth/tensor"
 )
 
-// gridSampleShape checks GridSample's operands and returns the output shape.
-func gridSampleShape(op string, src, coords *tensor.Tensor) (tensor.Shape, error) {
-	if err := tensor.CheckFloat(op, src, coords); err != nil {
-		return nil, err
-	}
-	if len(src.Shape) != 4 || len(coords.Shape) != 4 {
-		return nil, tensor.ShapeError(op, "want src (N, C, Hs, Ws) and coords (N, 2, H, W)", src, coords)
-	}
-	if coords.Shape[0] != src.Shape[0] || coords.Shape[1] != 2 {
-		return nil, tensor.ShapeError(op, "coords must be (N, 2, H, W) with src's N", src, coords)
-	}
-	if (src.Shape[2] < 1 || src.Shape[3] < 1) && coords.Shape[2]*coords.Shape[3] > 0 {
-		return nil, tensor.ShapeError(op, "cannot sample an empty image", src, coords)
-	}
-	return tensor.Shape{src.Shape[0], src.Shape[1], coords.Shape[2], coords.Shape[3]}, nil
-}
-
 // GridSample implements tensor.Backend.
 func (b *Backend) GridSample(src, coords *tensor.Tensor) (*tensor.Tensor, error) {
 	const op = "gridsample"
-	shape, err := gridSampleShape(op, src, coords)
+	shape, err := tensor.GridSampleShape(op, src, coords)
 	if err != nil {
 		return nil, err
 	}
@@ -55,15 +38,9 @@ func (b *Backend) GridSample(src, coords *tensor.Tensor) (*tensor.Tensor, error)
 // GridSampleBackward implements tensor.Backend.
 func (b *Backend) GridSampleBackward(src, coords, dy *tensor.Tensor, needSrc, needCoords bool) (dsrc, dcoords *tensor.Tensor, err error) {
 	const op = "gridsample backward"
-	shape, err := gridSampleShape(op, src, coords)
+	shape, err := tensor.GridSampleBackwardShape(src, coords, dy)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, nil, err
-	}
-	if !dy.Shape.Equal(shape) {
-		return nil, nil, tensor.ShapeError(op, fmt.Sprintf("dy must be %v", shape), src, coords, dy)
 	}
 	n, c, hs, ws := src.Shape[0], src.Shape[1], src.Shape[2], src.Shape[3]
 	hw := int64(shape[2] * shape[3])
@@ -104,30 +81,16 @@ func (b *Backend) GridSampleBackward(src, coords, dy *tensor.Tensor, needSrc, ne
 // maxCandidates is how many candidates the photometric kernels take (MAXCAND).
 const maxCandidates = 16
 
-// checkPhotometric checks the operands common to PhotometricMin and its backward.
+// checkPhotometric is tensor.PhotometricCheck plus this backend's limit on the number of
+// candidates, checked where it always was: after the target's dtype, before the rest.
 func checkPhotometric(op string, target *tensor.Tensor, candidates []*tensor.Tensor) error {
 	if err := tensor.CheckFloat(op, target); err != nil {
 		return err
 	}
-	if len(candidates) == 0 {
-		return tensor.ShapeError(op, "no candidates", target)
-	}
 	if len(candidates) > maxCandidates {
 		return fmt.Errorf("%s: %d candidates, the CUDA kernels take at most %d", op, len(candidates), maxCandidates)
 	}
-	if err := tensor.CheckFloat(op, candidates...); err != nil {
-		return err
-	}
-	if len(target.Shape) != 4 {
-		return tensor.ShapeError(op, "target must be (N, C, H, W)", target)
-	}
-	if err := tensor.SameShape(op, target, candidates...); err != nil {
-		return err
-	}
-	if target.Shape[1] < 1 || target.Shape[2] < 2 || target.Shape[3] < 2 {
-		return tensor.ShapeError(op, "need at least 1 channel and 2x2 pixels for the reflection-padded 3x3 window", target)
-	}
-	return nil
+	return tensor.PhotometricCheck(op, target, candidates)
 }
 
 // candidatePtrs are the candidates' device addresses.
@@ -145,16 +108,13 @@ func (b *Backend) PhotometricMin(target *tensor.Tensor, candidates []*tensor.Ten
 	if err := checkPhotometric(op, target, candidates); err != nil {
 		return nil, nil, err
 	}
+	if err := tensor.PhotometricMinCheck(target, candidates, offset); err != nil {
+		return nil, nil, err
+	}
 	n, c, h, w := target.Shape[0], target.Shape[1], target.Shape[2], target.Shape[3]
 	nk := len(candidates)
 	var offPtr devptr
 	if offset != nil {
-		if err := tensor.CheckFloat(op, offset); err != nil {
-			return nil, nil, err
-		}
-		if !offset.Shape.Equal(tensor.Shape{n, nk, h, w}) {
-			return nil, nil, tensor.ShapeError(op, fmt.Sprintf("offset must be (N, K, H, W) = [%d %d %d %d]", n, nk, h, w), target, offset)
-		}
 		offPtr = b.ptr(offset)
 	}
 	shape := tensor.Shape{n, 1, h, w}
@@ -186,21 +146,11 @@ func (b *Backend) PhotometricMinBackward(target *tensor.Tensor, candidates []*te
 	if err := checkPhotometric(op, target, candidates); err != nil {
 		return nil, err
 	}
-	n, c, h, w := target.Shape[0], target.Shape[1], target.Shape[2], target.Shape[3]
-	nk := len(candidates)
-	if len(need) != nk {
-		return nil, fmt.Errorf("%s: %d need flags for %d candidates", op, len(need), nk)
-	}
-	if err := tensor.CheckFloat(op, dMin); err != nil {
+	if err := tensor.PhotometricMinBackwardCheck(target, candidates, argmin, dMin, need); err != nil {
 		return nil, err
 	}
-	outShape := tensor.Shape{n, 1, h, w}
-	if argmin == nil || argmin.DType != tensor.Int32 {
-		return nil, fmt.Errorf("%s: argmin must be an int32 tensor, got %v", op, argmin)
-	}
-	if !argmin.Shape.Equal(outShape) || !dMin.Shape.Equal(outShape) {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("argmin and dMin must be %v", outShape), target, argmin, dMin)
-	}
+	n, c, h, w := target.Shape[0], target.Shape[1], target.Shape[2], target.Shape[3]
+	nk := len(candidates)
 	mask := 0
 	for k, nd := range need {
 		if nd {

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/edgedepth/edgedepth/tensor"
@@ -18,15 +17,8 @@ import (
 // Python floats; the per-element arithmetic is float32, in one pass over the four
 // tensors.
 func (b *Backend) AdamStep(param, grad, m, v *tensor.Tensor, p tensor.AdamParams) error {
-	const name = "adam"
-	if err := tensor.CheckFloat(name, param, grad, m, v); err != nil {
+	if err := tensor.AdamCheck(param, grad, m, v, p); err != nil {
 		return err
-	}
-	if err := tensor.SameShape(name, param, grad, m, v); err != nil {
-		return err
-	}
-	if p.Step < 1 {
-		return fmt.Errorf("%s: step %d, want 1 or more (steps count from 1)", name, p.Step)
 	}
 	bc1 := 1 - math.Pow(float64(p.Beta1), float64(p.Step))
 	bc2 := 1 - math.Pow(float64(p.Beta2), float64(p.Step))

@@ -1,22 +1,10 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/edgedepth/edgedepth/tensor"
 )
-
-// bnChannels checks that every per-channel operand of a batch norm is [c].
-func bnChannels(op string, x *tensor.Tensor, per ...*tensor.Tensor) error {
-	c := x.Shape[1]
-	for _, t := range per {
-		if len(t.Shape) != 1 || t.Shape[0] != c {
-			return tensor.ShapeError(op, fmt.Sprintf("per-channel operands must be [%d]", c), append([]*tensor.Tensor{x}, per...)...)
-		}
-	}
-	return nil
-}
 
 // BatchNorm implements tensor.Backend.
 //
@@ -25,22 +13,11 @@ func bnChannels(op string, x *tensor.Tensor, per ...*tensor.Tensor) error {
 // and keeps Σd²/m - (Σd/m)² from cancelling however large a channel's mean is against
 // its spread (plain Σx² loses the variance once mean²/var nears 1/ε of float64).
 func (b *Backend) BatchNorm(x, gamma, beta, runMean, runVar *tensor.Tensor, p tensor.BatchNormParams) (y, mean, invStd *tensor.Tensor, err error) {
-	const op = "batchnorm"
-	if err := tensor.CheckFloat(op, x, gamma, beta, runMean, runVar); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := bnChannels(op, x, gamma, beta, runMean, runVar); err != nil {
+	if err := tensor.BatchNormCheck(x, gamma, beta, runMean, runVar, p); err != nil {
 		return nil, nil, nil, err
 	}
 	n, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
 	m := n * hw
-	if p.Training && m < 2 {
-		// PyTorch refuses this too: the unbiased variance would divide by zero.
-		return nil, nil, nil, tensor.ShapeError(op, fmt.Sprintf("training needs more than one value per channel, have %d", m), x)
-	}
 	xs := f32(x)
 	mean, invStd = newF(tensor.Shape{c}), newF(tensor.Shape{c})
 	mu, is := f32(mean), f32(invStd)
@@ -115,24 +92,11 @@ func (b *Backend) BatchNorm(x, gamma, beta, runMean, runVar *tensor.Tensor, p te
 // dx = gamma·invStd·(dy - mean(dy) - x̂·mean(dy·x̂)), which needs the sums first and so
 // a second pass.
 func (b *Backend) BatchNormBackward(x, gamma, mean, invStd, dy *tensor.Tensor, training bool) (dx, dgamma, dbeta *tensor.Tensor, err error) {
-	const op = "batchnormbackward"
-	if err := tensor.CheckFloat(op, x, gamma, mean, invStd, dy); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := tensor.SameShape(op, x, dy); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := bnChannels(op, x, gamma, mean, invStd); err != nil {
+	if err := tensor.BatchNormBackwardCheck(x, gamma, mean, invStd, dy, training); err != nil {
 		return nil, nil, nil, err
 	}
 	n, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
 	m := n * hw
-	if training && m < 2 {
-		return nil, nil, nil, tensor.ShapeError(op, fmt.Sprintf("training needs more than one value per channel, have %d", m), x)
-	}
 	xs, gs, mu, is, g := f32(x), f32(gamma), f32(mean), f32(invStd), f32(dy)
 	dx = newF(x.Shape)
 	d := f32(dx)

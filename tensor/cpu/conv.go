@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -264,20 +263,11 @@ func (b *Backend) dynamic(n, macs, scratchLen int, fn func(i int, scratch []floa
 
 // Conv2D implements tensor.Backend.
 func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*tensor.Tensor, error) {
-	const op = "conv2d"
-	if err := tensor.CheckFloat(op, x, w); err != nil {
-		return nil, err
-	}
-	if bias != nil {
-		if err := tensor.CheckFloat(op, bias); err != nil {
-			return nil, err
-		}
-	}
-	p = p.Norm()
-	shape, err := tensor.Conv2DShape(x, w, bias, p)
+	shape, err := tensor.Conv2DCheck(x, w, bias, p)
 	if err != nil {
 		return nil, err
 	}
+	p = p.Norm()
 	y := newF(shape)
 	if shape.Len() == 0 {
 		return y, nil
@@ -329,18 +319,11 @@ func (b *Backend) convForward(g *convGeom, yv, xv, wv, bv []float32) {
 
 // Conv2DBackward implements tensor.Backend.
 func (b *Backend) Conv2DBackward(x, w, dy *tensor.Tensor, p tensor.Conv2DParams, needX, needBias bool) (dx, dw, dbias *tensor.Tensor, err error) {
-	const op = "conv2d backward"
-	if err := tensor.CheckFloat(op, x, w, dy); err != nil {
+	shape, err := tensor.Conv2DBackwardShape(x, w, dy, p)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	p = p.Norm()
-	shape, err := tensor.Conv2DShape(x, w, nil, p)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if !dy.Shape.Equal(shape) {
-		return nil, nil, nil, tensor.ShapeError(op, fmt.Sprintf("dy must be %v", shape), x, w, dy)
-	}
 	g := newConvGeom(x, w, shape, p, b.threads)
 	xv, wv, dyv := f32(x), f32(w), f32(dy)
 	if needX {

@@ -135,25 +135,14 @@ func (b *Backend) UnaryBackward(op tensor.UnaryOp, x, y, dy *tensor.Tensor) (*te
 	if err := ewCheckUnary(op); err != nil {
 		return nil, err
 	}
-	name := op.String() + " backward"
-	if err := tensor.CheckFloat(name, dy); err != nil {
+	if err := tensor.UnaryBackwardCheck(op, x, y, dy); err != nil {
 		return nil, err
 	}
+	name := op.String() + " backward"
 	needX, needY := ewUnaryReads(op)
 	if op == tensor.ReLU && x == nil && y != nil {
 		// relu(x) > 0 exactly where x > 0, so the output serves as well.
 		needX, needY = false, true
-	}
-	for _, t := range []*tensor.Tensor{x, y} {
-		if t == nil {
-			continue
-		}
-		if err := tensor.CheckFloat(name, t); err != nil {
-			return nil, err
-		}
-		if !t.Shape.Equal(dy.Shape) {
-			return nil, tensor.ShapeError(name, "x, y and dy must have one shape", x, y, dy)
-		}
 	}
 	if needX && x == nil {
 		return nil, fmt.Errorf("%s: x is nil", name)
@@ -458,11 +447,7 @@ func (b *Backend) Binary(op tensor.BinaryOp, a, c *tensor.Tensor) (*tensor.Tenso
 	if err := ewCheckBinary(op); err != nil {
 		return nil, err
 	}
-	name := op.String()
-	if err := tensor.CheckFloat(name, a, c); err != nil {
-		return nil, err
-	}
-	shape, err := tensor.BroadcastShape(name, a, c)
+	shape, err := tensor.BinaryShape(op, a, c)
 	if err != nil {
 		return nil, err
 	}
@@ -579,16 +564,9 @@ func (b *Backend) BinaryBackward(op tensor.BinaryOp, a, c, dy *tensor.Tensor, ne
 	if err := ewCheckBinary(op); err != nil {
 		return nil, nil, err
 	}
-	name := op.String() + " backward"
-	if err := tensor.CheckFloat(name, a, c, dy); err != nil {
-		return nil, nil, err
-	}
-	shape, err := tensor.BroadcastShape(name, a, c)
+	shape, err := tensor.BinaryBackwardShape(op, a, c, dy)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !shape.Equal(dy.Shape) {
-		return nil, nil, tensor.ShapeError(name, fmt.Sprintf("dy must have the broadcast shape %v", shape), a, c, dy)
 	}
 	if needA {
 		da = newF(a.Shape)

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/edgedepth/edgedepth/tensor"
@@ -11,23 +10,6 @@ import (
 // photometric loss. Coordinates are clamped to the image (PyTorch's border padding with
 // align_corners=True), so every sample is a convex combination of at most four
 // in-image pixels and no bounds test is needed per corner.
-
-// gridSampleShape checks GridSample's operands and returns the output shape.
-func gridSampleShape(op string, src, coords *tensor.Tensor) (tensor.Shape, error) {
-	if err := tensor.CheckFloat(op, src, coords); err != nil {
-		return nil, err
-	}
-	if len(src.Shape) != 4 || len(coords.Shape) != 4 {
-		return nil, tensor.ShapeError(op, "want src (N, C, Hs, Ws) and coords (N, 2, H, W)", src, coords)
-	}
-	if coords.Shape[0] != src.Shape[0] || coords.Shape[1] != 2 {
-		return nil, tensor.ShapeError(op, "coords must be (N, 2, H, W) with src's N", src, coords)
-	}
-	if (src.Shape[2] < 1 || src.Shape[3] < 1) && coords.Shape[2]*coords.Shape[3] > 0 {
-		return nil, tensor.ShapeError(op, "cannot sample an empty image", src, coords)
-	}
-	return tensor.Shape{src.Shape[0], src.Shape[1], coords.Shape[2], coords.Shape[3]}, nil
-}
 
 // bilinearTap is where one sample reads: the top-left corner (x0, y0), the corner one
 // step right and down (x1, y1; equal to x0 or y0 on the last column or row, where its
@@ -66,7 +48,7 @@ func clampCoord(v, hi float32) (float32, bool) {
 
 // GridSample implements tensor.Backend.
 func (b *Backend) GridSample(src, coords *tensor.Tensor) (*tensor.Tensor, error) {
-	shape, err := gridSampleShape("gridsample", src, coords)
+	shape, err := tensor.GridSampleShape("gridsample", src, coords)
 	if err != nil {
 		return nil, err
 	}
@@ -100,16 +82,9 @@ func (b *Backend) GridSample(src, coords *tensor.Tensor) (*tensor.Tensor, error)
 
 // GridSampleBackward implements tensor.Backend.
 func (b *Backend) GridSampleBackward(src, coords, dy *tensor.Tensor, needSrc, needCoords bool) (dsrc, dcoords *tensor.Tensor, err error) {
-	const op = "gridsample backward"
-	shape, err := gridSampleShape(op, src, coords)
+	shape, err := tensor.GridSampleBackwardShape(src, coords, dy)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, nil, err
-	}
-	if !dy.Shape.Equal(shape) {
-		return nil, nil, tensor.ShapeError(op, fmt.Sprintf("dy must be %v", shape), src, coords, dy)
 	}
 	n, c, hs, ws := src.Shape[0], src.Shape[1], src.Shape[2], src.Shape[3]
 	hw := shape[2] * shape[3]

@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"fmt"
-
-	"github.com/edgedepth/edgedepth/tensor"
-)
+import "github.com/edgedepth/edgedepth/tensor"
 
 // Concat, Slice and SliceBackward view a tensor around an axis as rows: the dimensions
 // before the axis are the row index, the axis and everything after it one contiguous
@@ -28,28 +24,9 @@ func layRows(shape tensor.Shape, axis int) (rows, inner int) {
 
 // Concat implements tensor.Backend.
 func (b *Backend) Concat(axis int, xs ...*tensor.Tensor) (*tensor.Tensor, error) {
-	const name = "concat"
-	if len(xs) == 0 {
-		return nil, fmt.Errorf("%s: no tensors", name)
-	}
-	if err := tensor.CheckFloat(name, xs...); err != nil {
-		return nil, err
-	}
-	ax, err := tensor.NormAxis(name, xs[0], axis)
+	shape, ax, err := tensor.ConcatShape(axis, xs...)
 	if err != nil {
 		return nil, err
-	}
-	shape := xs[0].Shape.Clone()
-	for _, x := range xs[1:] {
-		if len(x.Shape) != len(shape) {
-			return nil, tensor.ShapeError(name, "ranks differ", xs...)
-		}
-		for d, n := range x.Shape {
-			if d != ax && n != shape[d] {
-				return nil, tensor.ShapeError(name, fmt.Sprintf("dimension %d differs (concatenating along %d)", d, ax), xs...)
-			}
-		}
-		shape[ax] += x.Shape[ax]
 	}
 	out := newF(shape)
 	o := f32(out)
@@ -84,19 +61,10 @@ func (b *Backend) Concat(axis int, xs ...*tensor.Tensor) (*tensor.Tensor, error)
 
 // Slice implements tensor.Backend. 0 <= start <= end <= the axis's size.
 func (b *Backend) Slice(x *tensor.Tensor, axis, start, end int) (*tensor.Tensor, error) {
-	const name = "slice"
-	if err := tensor.CheckFloat(name, x); err != nil {
-		return nil, err
-	}
-	ax, err := tensor.NormAxis(name, x, axis)
+	shape, ax, err := tensor.SliceShape(x, axis, start, end)
 	if err != nil {
 		return nil, err
 	}
-	if start < 0 || end < start || end > x.Shape[ax] {
-		return nil, tensor.ShapeError(name, fmt.Sprintf("range [%d:%d] outside dimension %d of size %d", start, end, ax, x.Shape[ax]), x)
-	}
-	shape := x.Shape.Clone()
-	shape[ax] = end - start
 	out := newF(shape)
 	o, xv := f32(out), f32(x)
 	if len(o) == 0 {
@@ -117,28 +85,9 @@ func (b *Backend) Slice(x *tensor.Tensor, axis, start, end int) (*tensor.Tensor,
 
 // SliceBackward implements tensor.Backend.
 func (b *Backend) SliceBackward(dy *tensor.Tensor, shape tensor.Shape, axis, start int) (*tensor.Tensor, error) {
-	const name = "slice backward"
-	if err := tensor.CheckFloat(name, dy); err != nil {
-		return nil, err
-	}
-	if err := checkDims(name, shape); err != nil {
-		return nil, err
-	}
-	target := &tensor.Tensor{Shape: shape}
-	ax, err := tensor.NormAxis(name, target, axis)
+	ax, err := tensor.SliceBackwardCheck(dy, shape, axis, start)
 	if err != nil {
 		return nil, err
-	}
-	if len(dy.Shape) != len(shape) {
-		return nil, tensor.ShapeError(name, "dy and the input differ in rank", dy, target)
-	}
-	for d, n := range shape {
-		if d != ax && dy.Shape[d] != n {
-			return nil, tensor.ShapeError(name, fmt.Sprintf("dimension %d differs", d), dy, target)
-		}
-	}
-	if start < 0 || start+dy.Shape[ax] > shape[ax] {
-		return nil, tensor.ShapeError(name, fmt.Sprintf("range [%d:%d] outside dimension %d of size %d", start, start+dy.Shape[ax], ax, shape[ax]), dy, target)
 	}
 	dx := newF(shape) // zeros outside the slice
 	o, dv := f32(dx), f32(dy)

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -10,11 +9,7 @@ import (
 
 // MatMul implements tensor.Backend: c = op(a)·op(b) over broadcast batch dimensions.
 func (b *Backend) MatMul(lhs, rhs *tensor.Tensor, transA, transB bool) (*tensor.Tensor, error) {
-	const op = "matmul"
-	if err := tensor.CheckFloat(op, lhs, rhs); err != nil {
-		return nil, err
-	}
-	shape, err := tensor.MatMulShape(lhs, rhs, transA, transB)
+	shape, err := tensor.MatMulCheck(lhs, rhs, transA, transB)
 	if err != nil {
 		return nil, err
 	}
@@ -42,16 +37,9 @@ func (b *Backend) MatMul(lhs, rhs *tensor.Tensor, transA, transB bool) (*tensor.
 // An operand whose batch dimensions broadcast receives the sum over the batch items
 // that shared it.
 func (b *Backend) MatMulBackward(lhs, rhs, dc *tensor.Tensor, transA, transB, needA, needB bool) (da, db *tensor.Tensor, err error) {
-	const op = "matmul backward"
-	if err := tensor.CheckFloat(op, lhs, rhs, dc); err != nil {
-		return nil, nil, err
-	}
-	shape, err := tensor.MatMulShape(lhs, rhs, transA, transB)
+	shape, err := tensor.MatMulBackwardShape(lhs, rhs, dc, transA, transB)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if !dc.Shape.Equal(shape) {
-		return nil, nil, tensor.ShapeError(op, fmt.Sprintf("dc must be %v", shape), lhs, rhs, dc)
+		return nil, nil, err
 	}
 	g := newMMGeom(lhs, rhs, shape, transA, transB)
 	av, bv, dcv := f32(lhs), f32(rhs), f32(dc)

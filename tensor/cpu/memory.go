@@ -8,7 +8,7 @@ import (
 
 // Zeros implements tensor.Backend.
 func (b *Backend) Zeros(dtype tensor.DType, shape ...int) (*tensor.Tensor, error) {
-	if err := checkDims("zeros", shape); err != nil {
+	if err := tensor.CheckDims("zeros", shape); err != nil {
 		return nil, err
 	}
 	switch dtype {
@@ -22,7 +22,7 @@ func (b *Backend) Zeros(dtype tensor.DType, shape ...int) (*tensor.Tensor, error
 
 // Full implements tensor.Backend.
 func (b *Backend) Full(v float32, shape ...int) (*tensor.Tensor, error) {
-	if err := checkDims("full", shape); err != nil {
+	if err := tensor.CheckDims("full", shape); err != nil {
 		return nil, err
 	}
 	t := newF(shape)
@@ -35,11 +35,8 @@ func (b *Backend) Full(v float32, shape ...int) (*tensor.Tensor, error) {
 
 // FromHost implements tensor.Backend.
 func (b *Backend) FromHost(data []float32, shape ...int) (*tensor.Tensor, error) {
-	if err := checkDims("fromhost", shape); err != nil {
+	if err := tensor.FromHostCheck(data, shape); err != nil {
 		return nil, err
-	}
-	if tensor.Shape(shape).Len() != len(data) {
-		return nil, fmt.Errorf("fromhost: %d values for shape %v (%d elements): %w", len(data), tensor.Shape(shape), tensor.Shape(shape).Len(), tensor.ErrShape)
 	}
 	t := newF(shape)
 	copy(f32(t), data)
@@ -56,11 +53,8 @@ func (b *Backend) ToHost(t *tensor.Tensor) ([]float32, error) {
 
 // Copy implements tensor.Backend.
 func (b *Backend) Copy(dst, src *tensor.Tensor) error {
-	if err := tensor.CheckFloat("copy", dst, src); err != nil {
+	if err := tensor.CopyCheck("copy", dst, src); err != nil {
 		return err
-	}
-	if dst.Len() != src.Len() {
-		return tensor.ShapeError("copy", "element counts differ", dst, src)
 	}
 	copy(f32(dst), f32(src))
 	return nil
@@ -68,11 +62,8 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) error {
 
 // AddTo implements tensor.Backend.
 func (b *Backend) AddTo(dst, src *tensor.Tensor) error {
-	if err := tensor.CheckFloat("addto", dst, src); err != nil {
+	if err := tensor.CopyCheck("addto", dst, src); err != nil {
 		return err
-	}
-	if dst.Len() != src.Len() {
-		return tensor.ShapeError("addto", "element counts differ", dst, src)
 	}
 	d, s := f32(dst), f32(src)
 	b.parallel(len(d), func(lo, hi int) {
@@ -93,13 +84,4 @@ func (b *Backend) Free(t *tensor.Tensor) {
 		}
 		bf.f, bf.i = nil, nil
 	}
-}
-
-func checkDims(op string, shape []int) error {
-	for _, d := range shape {
-		if d < 0 {
-			return fmt.Errorf("%s: negative dimension in %v: %w", op, tensor.Shape(shape), tensor.ErrShape)
-		}
-	}
-	return nil
 }

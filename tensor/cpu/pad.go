@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"fmt"
-
-	"github.com/edgedepth/edgedepth/tensor"
-)
+import "github.com/edgedepth/edgedepth/tensor"
 
 // imgGrain is roughly how many elements one goroutine of an image op should touch:
 // these ops do a few flops per element, so a goroutine (about a microsecond) pays off
@@ -21,39 +17,11 @@ func (b *Backend) imgSplit(n, cost int, fn func(lo, hi int)) {
 	b.parallelN(n, max(n*max(cost, 1)/imgGrain, 1), fn)
 }
 
-// imgInShape turns the input shape a backward kernel was given into a tensor for error
-// messages, after checking that it is an image shape (4 dimensions, none negative).
-func imgInShape(op string, dy *tensor.Tensor, inShape tensor.Shape) (*tensor.Tensor, error) {
-	in := &tensor.Tensor{Shape: inShape}
-	if len(inShape) != 4 {
-		return nil, tensor.ShapeError(op, "input shape must have 4 dimensions", dy, in)
-	}
-	for _, d := range inShape {
-		if d < 0 {
-			return nil, tensor.ShapeError(op, "negative dimension in the input shape", dy, in)
-		}
-	}
-	if err := tensor.CheckRank(op, dy, 4); err != nil {
-		return nil, err
-	}
-	if dy.Shape[0] != inShape[0] || dy.Shape[1] != inShape[1] {
-		return nil, tensor.ShapeError(op, "batch and channels of the gradient and the input differ", dy, in)
-	}
-	return in, nil
-}
-
 // Pad2D implements tensor.Backend. Every output row is built whole by one goroutine:
 // the middle is a copy of an input row (a reflected one in the top and bottom bands) and
 // the side bands are zeros or that row read backwards.
 func (b *Backend) Pad2D(x *tensor.Tensor, p tensor.Pad2DParams) (*tensor.Tensor, error) {
-	const op = "pad2d"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, err
-	}
-	if p.Mode != tensor.PadZero && p.Mode != tensor.PadReflect {
-		return nil, fmt.Errorf("%s: unknown pad mode %d", op, p.Mode)
-	}
-	shape, err := tensor.Pad2DShape(x, p)
+	shape, err := tensor.Pad2DCheck(x, p)
 	if err != nil {
 		return nil, err
 	}
@@ -99,31 +67,13 @@ func (b *Backend) Pad2D(x *tensor.Tensor, p tensor.Pad2DParams) (*tensor.Tensor,
 // output row in front of it and, with reflection, the (at most two) rows mirrored
 // onto it, each folded along the columns the same way.
 func (b *Backend) Pad2DBackward(dy *tensor.Tensor, p tensor.Pad2DParams) (*tensor.Tensor, error) {
-	const op = "pad2dbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
+	shape, err := tensor.Pad2DBackwardShape(dy, p)
+	if err != nil {
 		return nil, err
 	}
-	if p.Mode != tensor.PadZero && p.Mode != tensor.PadReflect {
-		return nil, fmt.Errorf("%s: unknown pad mode %d", op, p.Mode)
-	}
-	if p.Top < 0 || p.Bottom < 0 || p.Left < 0 || p.Right < 0 {
-		return nil, fmt.Errorf("%s: negative padding %+v", op, p)
-	}
-	if len(dy.Shape) < 2 {
-		return nil, tensor.ShapeError(op, "want at least 2 dimensions", dy)
-	}
-	r := len(dy.Shape)
-	oh, ow := dy.Shape[r-2], dy.Shape[r-1]
-	h, w := oh-p.Top-p.Bottom, ow-p.Left-p.Right
-	if h < 0 || w < 0 {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("padding %+v is larger than the gradient", p), dy)
-	}
+	r := len(shape)
+	h, w, oh, ow := shape[r-2], shape[r-1], dy.Shape[r-2], dy.Shape[r-1]
 	reflect := p.Mode == tensor.PadReflect
-	if reflect && (p.Top >= h || p.Bottom >= h || p.Left >= w || p.Right >= w) {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("reflection padding %+v needs a larger input than %dx%d", p, h, w), dy)
-	}
-	shape := dy.Shape.Clone()
-	shape[r-2], shape[r-1] = h, w
 	planes := tensor.Shape(shape[:r-2]).Len()
 	dx := newF(shape)
 	g, d := f32(dy), f32(dx)

@@ -59,29 +59,6 @@ func reflect1(i, n int) int {
 	return i
 }
 
-// checkPhotometric checks the operands common to PhotometricMin and its backward.
-func checkPhotometric(op string, target *tensor.Tensor, candidates []*tensor.Tensor) error {
-	if err := tensor.CheckFloat(op, target); err != nil {
-		return err
-	}
-	if len(candidates) == 0 {
-		return tensor.ShapeError(op, "no candidates", target)
-	}
-	if err := tensor.CheckFloat(op, candidates...); err != nil {
-		return err
-	}
-	if len(target.Shape) != 4 {
-		return tensor.ShapeError(op, "target must be (N, C, H, W)", target)
-	}
-	if err := tensor.SameShape(op, target, candidates...); err != nil {
-		return err
-	}
-	if target.Shape[1] < 1 || target.Shape[2] < 2 || target.Shape[3] < 2 {
-		return tensor.ShapeError(op, "need at least 1 channel and 2x2 pixels for the reflection-padded 3x3 window", target)
-	}
-	return nil
-}
-
 // dissim is clamp((1 - SSIM)/2, 0, 1) of one window from the box sums of x, x²,
 // d = x - y and d², and the target's μy, μy² + C1 and σy² + C2 (targetRow).
 func dissim(sx, sxx, sd, sdd, my, d0, e0 float64) float64 {
@@ -173,19 +150,13 @@ func (b *Backend) rowWorkers(work int) int {
 // PhotometricMin implements tensor.Backend.
 func (b *Backend) PhotometricMin(target *tensor.Tensor, candidates []*tensor.Tensor, offset *tensor.Tensor) (minErr, argmin *tensor.Tensor, err error) {
 	const op = "photometricmin"
-	if err := checkPhotometric(op, target, candidates); err != nil {
+	if err := tensor.PhotometricMinCheck(target, candidates, offset); err != nil {
 		return nil, nil, err
 	}
 	n, c, h, w := target.Shape[0], target.Shape[1], target.Shape[2], target.Shape[3]
 	nk := len(candidates)
 	var off []float32
 	if offset != nil {
-		if err := tensor.CheckFloat(op, offset); err != nil {
-			return nil, nil, err
-		}
-		if !offset.Shape.Equal(tensor.Shape{n, nk, h, w}) {
-			return nil, nil, tensor.ShapeError(op, fmt.Sprintf("offset must be (N, K, H, W) = [%d %d %d %d]", n, nk, h, w), target, offset)
-		}
 		off = f32(offset)
 	}
 	minErr, argmin = newF(tensor.Shape{n, 1, h, w}), newI(tensor.Shape{n, 1, h, w})
@@ -271,24 +242,11 @@ func (b *Backend) PhotometricMin(target *tensor.Tensor, candidates []*tensor.Ten
 // twice, as the padded forward does.
 func (b *Backend) PhotometricMinBackward(target *tensor.Tensor, candidates []*tensor.Tensor, argmin, dMin *tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	const op = "photometricmin backward"
-	if err := checkPhotometric(op, target, candidates); err != nil {
+	if err := tensor.PhotometricMinBackwardCheck(target, candidates, argmin, dMin, need); err != nil {
 		return nil, err
 	}
 	n, c, h, w := target.Shape[0], target.Shape[1], target.Shape[2], target.Shape[3]
 	nk := len(candidates)
-	if len(need) != nk {
-		return nil, fmt.Errorf("%s: %d need flags for %d candidates", op, len(need), nk)
-	}
-	if err := tensor.CheckFloat(op, dMin); err != nil {
-		return nil, err
-	}
-	outShape := tensor.Shape{n, 1, h, w}
-	if argmin == nil || argmin.DType != tensor.Int32 {
-		return nil, fmt.Errorf("%s: argmin must be an int32 tensor, got %v", op, argmin)
-	}
-	if !argmin.Shape.Equal(outShape) || !dMin.Shape.Equal(outShape) {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("argmin and dMin must be %v", outShape), target, argmin, dMin)
-	}
 	am, dm, y := i32(argmin), f32(dMin), f32(target)
 	for i, k := range am {
 		if k < 0 || int(k) >= nk {

@@ -8,29 +8,12 @@ import (
 	"github.com/edgedepth/edgedepth/tensor"
 )
 
-// poolShape is tensor.Pool2DShape plus a check it lacks: Go's division truncates
-// towards zero, so (size + 2·pad - kernel)/stride + 1 is 1, not below 1, for a kernel
-// up to one stride larger than the padded input. PyTorch refuses those; so do we.
-func poolShape(op string, x *tensor.Tensor, p tensor.Pool2DParams) (tensor.Shape, error) {
-	shape, err := tensor.Pool2DShape(op, x, p)
-	if err != nil {
-		return nil, err
-	}
-	if x.Shape[2]+2*p.Padding[0] < p.Kernel[0] || x.Shape[3]+2*p.Padding[1] < p.Kernel[1] {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("kernel %v larger than the input padded by %v", p.Kernel, p.Padding), x)
-	}
-	return shape, nil
-}
-
 // MaxPool2D implements tensor.Backend. Windows are clipped to the input instead of
 // reading padding, so padding never wins; the scan is row-major with a strict >, so the
 // first maximum wins ties. A NaN wins as in PyTorch, so that it propagates.
 func (b *Backend) MaxPool2D(x *tensor.Tensor, p tensor.Pool2DParams) (y, argmax *tensor.Tensor, err error) {
 	const op = "maxpool2d"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, nil, err
-	}
-	shape, err := poolShape(op, x, p)
+	shape, err := tensor.PoolCheck(op, x, p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -135,16 +118,7 @@ func maxPool3x3(in []float32, w, y0, sw, pw int, out []float32, idx []int32, ox0
 // can win several of them: each (n, c) plane is scattered by one goroutine.
 func (b *Backend) MaxPool2DBackward(dy, argmax *tensor.Tensor, inShape tensor.Shape) (*tensor.Tensor, error) {
 	const op = "maxpool2dbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, err
-	}
-	if argmax == nil || argmax.DType != tensor.Int32 {
-		return nil, fmt.Errorf("%s: argmax must be an int32 tensor", op)
-	}
-	if _, err := imgInShape(op, dy, inShape); err != nil {
-		return nil, err
-	}
-	if err := tensor.SameShape(op, dy, argmax); err != nil {
+	if err := tensor.MaxPool2DBackwardCheck(dy, argmax, inShape); err != nil {
 		return nil, err
 	}
 	hw, ohw := inShape[2]*inShape[3], dy.Shape[2]*dy.Shape[3]
@@ -175,10 +149,7 @@ func (b *Backend) MaxPool2DBackward(dy, argmax *tensor.Tensor, inShape tensor.Sh
 // window divides by kh·kw (in floor mode no window reaches past the padding).
 func (b *Backend) AvgPool2D(x *tensor.Tensor, p tensor.Pool2DParams) (*tensor.Tensor, error) {
 	const op = "avgpool2d"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, err
-	}
-	shape, err := poolShape(op, x, p)
+	shape, err := tensor.PoolCheck(op, x, p)
 	if err != nil {
 		return nil, err
 	}
@@ -242,20 +213,9 @@ func poolCover(in, out, k, s, pad int) (lo, hi []int) {
 // gradients of the windows that cover it, so input rows split over goroutines without
 // races.
 func (b *Backend) AvgPool2DBackward(dy *tensor.Tensor, inShape tensor.Shape, p tensor.Pool2DParams) (*tensor.Tensor, error) {
-	const op = "avgpool2dbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, err
-	}
-	in, err := imgInShape(op, dy, inShape)
+	want, err := tensor.AvgPool2DBackwardShape(dy, inShape, p)
 	if err != nil {
 		return nil, err
-	}
-	want, err := poolShape(op, in, p)
-	if err != nil {
-		return nil, err
-	}
-	if !want.Equal(dy.Shape) {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("pooling %+v of this input gives %v", p, want), dy, in)
 	}
 	p = p.Norm()
 	h, w := inShape[2], inShape[3]

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/edgedepth/edgedepth/tensor"
@@ -21,35 +20,9 @@ const redMinCols = 1024
 
 // Reduce implements tensor.Backend.
 func (b *Backend) Reduce(op tensor.ReduceOp, x *tensor.Tensor, axes ...int) (*tensor.Tensor, error) {
-	if op != tensor.Sum && op != tensor.Mean {
-		return nil, fmt.Errorf("reduce: unknown op %d", uint8(op))
-	}
-	name := op.String()
-	if err := tensor.CheckFloat(name, x); err != nil {
+	shape, err := tensor.ReduceShape(op, x, axes...)
+	if err != nil {
 		return nil, err
-	}
-	r := len(x.Shape)
-	reduced := make([]bool, r)
-	if len(axes) == 0 {
-		for d := range reduced {
-			reduced[d] = true
-		}
-	}
-	for _, axis := range axes {
-		d, err := tensor.NormAxis(name, x, axis)
-		if err != nil {
-			return nil, err
-		}
-		if reduced[d] {
-			return nil, tensor.ShapeError(name, fmt.Sprintf("axes %v name dimension %d twice", axes, d), x)
-		}
-		reduced[d] = true
-	}
-	shape := x.Shape.Clone()
-	for d, red := range reduced {
-		if red {
-			shape[d] = 1
-		}
 	}
 	out := newF(shape)
 	o, xv := f32(out), f32(x)
@@ -89,19 +62,8 @@ func (b *Backend) Reduce(op tensor.ReduceOp, x *tensor.Tensor, axes ...int) (*te
 // ReduceBackward implements tensor.Backend. dy may have any shape that broadcasts to
 // shape (Reduce's output keeps the reduced dimensions with size 1, so it does).
 func (b *Backend) ReduceBackward(op tensor.ReduceOp, dy *tensor.Tensor, shape tensor.Shape) (*tensor.Tensor, error) {
-	if op != tensor.Sum && op != tensor.Mean {
-		return nil, fmt.Errorf("reduce backward: unknown op %d", uint8(op))
-	}
-	name := op.String() + " backward"
-	if err := tensor.CheckFloat(name, dy); err != nil {
+	if err := tensor.ReduceBackwardCheck(op, dy, shape); err != nil {
 		return nil, err
-	}
-	if err := checkDims(name, shape); err != nil {
-		return nil, err
-	}
-	target := &tensor.Tensor{Shape: shape}
-	if bs, err := tensor.BroadcastShape(name, dy, target); err != nil || !bs.Equal(shape) {
-		return nil, tensor.ShapeError(name, fmt.Sprintf("dy does not broadcast to %v", shape), dy, target)
 	}
 	dx := newF(shape)
 	o, dv := f32(dx), f32(dy)

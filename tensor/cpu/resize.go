@@ -1,28 +1,18 @@
 package cpu
 
-import (
-	"fmt"
-
-	"github.com/edgedepth/edgedepth/tensor"
-)
+import "github.com/edgedepth/edgedepth/tensor"
 
 // UpsampleNearest implements tensor.Backend. Output pixel (y, x) is input pixel
 // (y/f, x/f); each input row is widened once and the result copied f-1 more times.
 func (b *Backend) UpsampleNearest(x *tensor.Tensor, factor int) (*tensor.Tensor, error) {
-	const op = "upsamplenearest"
-	if err := tensor.CheckFloat(op, x); err != nil {
+	shape, err := tensor.UpsampleNearestShape(x, factor)
+	if err != nil {
 		return nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
-		return nil, err
-	}
-	if factor < 1 {
-		return nil, fmt.Errorf("%s: factor %d, want at least 1", op, factor)
 	}
 	f := factor
 	h, w := x.Shape[2], x.Shape[3]
-	ow := w * f
-	y := newF(tensor.Shape{x.Shape[0], x.Shape[1], h * f, ow})
+	ow := shape[3]
+	y := newF(shape)
 	src, dst := f32(x), f32(y)
 	b.imgSplit(x.Shape[0]*x.Shape[1]*h, ow*f, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
@@ -51,23 +41,14 @@ func (b *Backend) UpsampleNearest(x *tensor.Tensor, factor int) (*tensor.Tensor,
 
 // UpsampleNearestBackward implements tensor.Backend.
 func (b *Backend) UpsampleNearestBackward(dy *tensor.Tensor, factor int) (*tensor.Tensor, error) {
-	const op = "upsamplenearestbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
+	shape, err := tensor.UpsampleNearestBackwardShape(dy, factor)
+	if err != nil {
 		return nil, err
-	}
-	if err := tensor.CheckRank(op, dy, 4); err != nil {
-		return nil, err
-	}
-	if factor < 1 {
-		return nil, fmt.Errorf("%s: factor %d, want at least 1", op, factor)
 	}
 	f := factor
-	oh, ow := dy.Shape[2], dy.Shape[3]
-	if oh%f != 0 || ow%f != 0 {
-		return nil, tensor.ShapeError(op, fmt.Sprintf("height and width must be multiples of the factor %d", f), dy)
-	}
-	h, w := oh/f, ow/f
-	dx := newF(tensor.Shape{dy.Shape[0], dy.Shape[1], h, w})
+	ow := dy.Shape[3]
+	h, w := shape[2], shape[3]
+	dx := newF(shape)
 	g, d := f32(dy), f32(dx)
 	b.imgSplit(dy.Shape[0]*dy.Shape[1]*h, ow*f, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
@@ -119,27 +100,12 @@ func linearTaps(in, out int) []linTap {
 	return taps
 }
 
-// resizeCheck checks a bilinear resize between planes of h x w and oh x ow.
-func resizeCheck(op string, h, w, oh, ow int, ts ...*tensor.Tensor) error {
-	if h < 1 || w < 1 || oh < 1 || ow < 1 {
-		return tensor.ShapeError(op, fmt.Sprintf("cannot resize %dx%d to %dx%d: sizes must be positive", h, w, oh, ow), ts...)
-	}
-	return nil
-}
-
 // ResizeBilinear implements tensor.Backend.
 func (b *Backend) ResizeBilinear(x *tensor.Tensor, h, w int) (*tensor.Tensor, error) {
-	const op = "resizebilinear"
-	if err := tensor.CheckFloat(op, x); err != nil {
-		return nil, err
-	}
-	if err := tensor.CheckRank(op, x, 4); err != nil {
+	if err := tensor.ResizeBilinearCheck(x, h, w); err != nil {
 		return nil, err
 	}
 	ih, iw := x.Shape[2], x.Shape[3]
-	if err := resizeCheck(op, ih, iw, h, w, x); err != nil {
-		return nil, err
-	}
 	ys, xs := linearTaps(ih, h), linearTaps(iw, w)
 	y := newF(tensor.Shape{x.Shape[0], x.Shape[1], h, w})
 	src, dst := f32(x), f32(y)
@@ -162,18 +128,10 @@ func (b *Backend) ResizeBilinear(x *tensor.Tensor, h, w int) (*tensor.Tensor, er
 // that reads it, with that row's vertical weight, and scatters it along the columns
 // into its own row only.
 func (b *Backend) ResizeBilinearBackward(dy *tensor.Tensor, inShape tensor.Shape) (*tensor.Tensor, error) {
-	const op = "resizebilinearbackward"
-	if err := tensor.CheckFloat(op, dy); err != nil {
-		return nil, err
-	}
-	in, err := imgInShape(op, dy, inShape)
-	if err != nil {
+	if err := tensor.ResizeBilinearBackwardCheck(dy, inShape); err != nil {
 		return nil, err
 	}
 	h, w, oh, ow := inShape[2], inShape[3], dy.Shape[2], dy.Shape[3]
-	if err := resizeCheck(op, h, w, oh, ow, dy, in); err != nil {
-		return nil, err
-	}
 	ys, xs := linearTaps(h, oh), linearTaps(w, ow)
 	// readers[start[iy]:start[iy+1]] lists the output rows reading input row iy, with
 	// their weights; a counting sort, since each output row reads two input rows.
