@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -95,10 +94,8 @@ func (d *Daemon) calibrateChessboard(ctx context.Context, raw json.RawMessage) (
 
 func parseChessboardArgs(raw json.RawMessage) (chessboardArgs, error) {
 	a := chessboardArgs{Board: "9x6", SquareM: 0.025, Pairs: 12, EveryMs: 700}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		if err := command.DecodeArgs(raw, &a); err != nil {
-			return a, err
-		}
+	if err := command.DecodeArgs(raw, &a); err != nil {
+		return a, err
 	}
 	c, r, ok := strings.Cut(strings.ToLower(a.Board), "x")
 	var errC, errR error

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -43,19 +42,10 @@ func (d *Daemon) modelStore() (*trainer.Store, error) {
 	return s, nil
 }
 
-// decodeArgs decodes a command's arguments into v; none at all (empty or null) leaves
-// v as it is.
-func decodeArgs(raw json.RawMessage, v any) error {
-	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
-		return nil
-	}
-	return command.DecodeArgs(raw, v)
-}
-
 // noArgs refuses any argument.
 func noArgs(raw json.RawMessage) error {
 	var v struct{}
-	return decodeArgs(raw, &v)
+	return command.DecodeArgs(raw, &v)
 }
 
 // ModelList is the reply of model/list.
@@ -90,7 +80,7 @@ func (d *Daemon) modelSnapshot(_ context.Context, raw json.RawMessage) (any, err
 	var a struct {
 		Note string `json:"note"`
 	}
-	if err := decodeArgs(raw, &a); err != nil {
+	if err := command.DecodeArgs(raw, &a); err != nil {
 		return nil, err
 	}
 	if err := d.requireLearner(); err != nil {
@@ -112,7 +102,7 @@ func (d *Daemon) modelRollback(_ context.Context, raw json.RawMessage) (any, err
 	var a struct {
 		Version *int `json:"version"`
 	}
-	if err := decodeArgs(raw, &a); err != nil {
+	if err := command.DecodeArgs(raw, &a); err != nil {
 		return nil, err
 	}
 	if a.Version == nil || *a.Version < 1 {
@@ -190,7 +180,7 @@ func (d *Daemon) trainingSet(_ context.Context, raw json.RawMessage) (any, error
 		LR   *float64 `json:"lr"`
 		Duty *float64 `json:"duty"`
 	}
-	if err := decodeArgs(raw, &a); err != nil {
+	if err := command.DecodeArgs(raw, &a); err != nil {
 		return nil, err
 	}
 	if a.LR == nil && a.Duty == nil {

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,10 +137,8 @@ func (d *Daemon) recalibrate(ctx context.Context, raw json.RawMessage) (any, err
 
 func parseRecalibrateArgs(raw json.RawMessage) (recalibrateArgs, error) {
 	a := recalibrateArgs{Frames: 10, EveryMs: 300, Apply: true, Save: true}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		if err := command.DecodeArgs(raw, &a); err != nil {
-			return a, err
-		}
+	if err := command.DecodeArgs(raw, &a); err != nil {
+		return a, err
 	}
 	switch {
 	case a.Frames < recalMinFrames || a.Frames > recalMaxFrames:

@@ -51,21 +51,9 @@ func TestLearningFromScratch(t *testing.T) {
 	b := cpu.New(0)
 	m, _ := monodepth2.NewWithOptions(b, monodepth2.Options{ChannelScale: 0.5})
 	m.Init(b, 1)
-	var vb []*trainer.HostBatch
-	for i := 0; i < val.Len(); i += 4 {
-		var ss []trainer.Sample
-		for j := i; j < min(i+4, val.Len()); j++ {
-			s, err := val.Sample(j)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ss = append(ss, s)
-		}
-		hb, err := trainer.NewHostBatch(ss, trainer.BatchOptions{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vb = append(vb, hb)
+	vb, err := trainer.ValidationBatches(val, 4, trainer.BatchOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	before, err := trainer.Evaluate(b, m, vb)
 	if err != nil {

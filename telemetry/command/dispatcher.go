@@ -55,8 +55,12 @@ func InvalidArgs(format string, a ...any) error {
 }
 
 // DecodeArgs decodes args into v strictly: an unknown field or a value of the wrong
-// type is an error wrapping ErrInvalidArgs that names the field.
+// type is an error wrapping ErrInvalidArgs that names the field. No arguments at all
+// (empty or null) leave v as it is, so a handler fills v with its defaults first.
 func DecodeArgs(args json.RawMessage, v any) error {
+	if t := bytes.TrimSpace(args); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(args))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -1,13 +1,10 @@
 package cpu
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -219,29 +216,7 @@ func TestImageOpsAgainstPyTorch(t *testing.T) {
 	}
 
 	// PyTorch.
-	dir := t.TempDir()
-	inPath, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
-	raw, err := json.Marshal(map[string]any{"cases": cases})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(inPath, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(python, "-c", imageTorchScript, inPath, outPath)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if msg, ok := strings.CutPrefix(string(stdout), "NO_TORCH"); ok {
-		t.Skipf("%s cannot import torch:%s", python, msg)
-	}
-	if err != nil {
-		t.Fatalf("torch script: %v\n%s%s", err, stdout, stderr.String())
-	}
-	raw, err = os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := runTorchScript(t, python, imageTorchScript, map[string]any{"cases": cases})
 	var out struct {
 		Torch   string                      `json:"torch"`
 		Results map[string]imageTorchResult `json:"results"`

@@ -80,29 +80,7 @@ func TestTorchGridSamplePhotometric(t *testing.T) {
 		"target": target, "img_shape": []int{n, c, h, w}, "cands": cands, "offset": offset,
 		"offset_shape": []int{n, k, h, w}, "dmin": dMin, "dmin_shape": []int{n, 1, h, w},
 	}
-	dir := t.TempDir()
-	inPath, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
-	raw, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(inPath, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(python, "-c", samplingTorchScript, inPath, outPath)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if msg, ok := strings.CutPrefix(string(stdout), "NO_TORCH"); ok {
-		t.Skipf("%s cannot import torch:%s", python, msg)
-	}
-	if err != nil {
-		t.Fatalf("torch script: %v\n%s%s", err, stdout, stderr.String())
-	}
-	raw, err = os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := runTorchScript(t, python, samplingTorchScript, in)
 	var out struct {
 		Torch                 string
 		GS, GSDsrc, GSDcoords []float64
@@ -280,3 +258,34 @@ json.dump({
     "PMGrads": [flat(c.grad) for c in cands],
 }, open(sys.argv[2], "w"))
 `
+
+// runTorchScript runs a Python script (given inline) with the JSON of in as its input
+// file and returns what it wrote to its output file. A script that prints NO_TORCH
+// (no importable torch) skips the test with its reason.
+func runTorchScript(t *testing.T, python, script string, in any) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	inPath, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-c", script, inPath, outPath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if msg, ok := strings.CutPrefix(string(stdout), "NO_TORCH"); ok {
+		t.Skipf("%s cannot import torch:%s", python, msg)
+	}
+	if err != nil {
+		t.Fatalf("torch script: %v\n%s%s", err, stdout, stderr.String())
+	}
+	out, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
