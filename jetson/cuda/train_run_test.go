@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,14 +14,29 @@ import (
 	"github.com/edgedepth/edgedepth/trainer"
 )
 
-// TestTrainRunOnGPU trains the full-width networks from scratch on the simulated street
-// (seed 1) for EDGEDEPTH_GPU_TRAIN_MINUTES minutes on the GPU and reports the
-// held-out curve and the metric depth errors on an unseen street (seed 2). It is a
-// measurement for the notes, not a pass/fail check: without the variable it skips.
+// TestTrainRunOnGPU trains the networks from scratch on the simulated street (seed 1)
+// for EDGEDEPTH_GPU_TRAIN_MINUTES minutes on the GPU and reports the held-out curve and
+// the metric depth errors on an unseen street (seed 2). It is a measurement for the
+// notes, not a pass/fail check: without the variable it skips.
+//
+// EDGEDEPTH_GPU_TRAIN_SCALE sets the channel scale (default 1, Monodepth2's width) and
+// EDGEDEPTH_GPU_TRAIN_STORE a model store directory that receives the trained weights
+// (default: a temporary one). The daemon's end-to-end test model
+// (hil-tests/testdata/models) was made this way.
 func TestTrainRunOnGPU(t *testing.T) {
 	minutes, err := strconv.ParseFloat(os.Getenv("EDGEDEPTH_GPU_TRAIN_MINUTES"), 64)
 	if err != nil || minutes <= 0 {
 		t.Skip("set EDGEDEPTH_GPU_TRAIN_MINUTES to run the GPU training measurement")
+	}
+	scale := 1.0
+	if s := os.Getenv("EDGEDEPTH_GPU_TRAIN_SCALE"); s != "" {
+		if scale, err = strconv.ParseFloat(s, 64); err != nil {
+			t.Fatalf("EDGEDEPTH_GPU_TRAIN_SCALE: %v", err)
+		}
+	}
+	storeDir := os.Getenv("EDGEDEPTH_GPU_TRAIN_STORE")
+	if storeDir == "" {
+		storeDir = filepath.Join(t.TempDir(), "models")
 	}
 	b := openOrSkip(t, nil)
 	w, h, batch := 320, 96, 12
@@ -49,7 +65,7 @@ func TestTrainRunOnGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := monodepth2.New(b)
+	m, err := monodepth2.NewWithOptions(b, monodepth2.Options{ChannelScale: scale})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +81,7 @@ func TestTrainRunOnGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := trainer.OpenStore(filepath.Join(t.TempDir(), "models"), 2)
+	store, err := trainer.OpenStore(storeDir, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +90,7 @@ func TestTrainRunOnGPU(t *testing.T) {
 	start := time.Now()
 	_, err = trainer.Run(ctx, tr, train, vb, store, trainer.RunConfig{
 		Steps: 1 << 30, BatchSize: batch, Augment: true, Seed: 1, ValEvery: 500, CheckpointEvery: 0,
-		BatchNormTraining: true, Note: "GPU training run",
+		BatchNormTraining: true, Note: fmt.Sprintf("GPU training run: simulated street seed 1, %dx%d, batch %d, %.1f min", w, h, batch, minutes),
 	}, func(p trainer.Progress) {
 		if p.Eval != nil {
 			t.Logf("%5.1f min, step %d, %.0f samples/s: held-out %v", time.Since(start).Minutes(), p.Step, p.SamplesPerSec, *p.Eval)
