@@ -43,7 +43,7 @@ type Result struct {
 	Left camera.Image
 	K    camera.Intrinsics
 	// Motion is the left camera's motion since the previous pair, prev_T_cur, from the
-	// pose network; nil for the first pair and after ResetMotion.
+	// pose network; nil for the first pair.
 	Motion *odom.Pose
 	// Version is the model store version of the weights that made this result (0 for
 	// weights that came from elsewhere).
@@ -61,10 +61,9 @@ type Engine struct {
 	host    []float32      // planar input scratch
 	version int
 
-	mu          sync.Mutex
-	pending     []nn.NamedTensor // weights to load before the next pair
-	pendingVer  int
-	resetMotion bool
+	mu         sync.Mutex
+	pending    []nn.NamedTensor // weights to load before the next pair
+	pendingVer int
 }
 
 // New prepares an engine for model m on backend b; m's batch norm is put in inference
@@ -99,30 +98,15 @@ func (e *Engine) Version() int {
 	return e.version
 }
 
-// ResetMotion forgets the previous pair: the next result has no Motion. The daemon
-// calls it after a gap in the stream, where a motion across the gap would be wrong.
-func (e *Engine) ResetMotion() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.resetMotion = true
-}
-
-// Model is the model the engine runs (for export); do not use it while Infer runs.
-func (e *Engine) Model() *monodepth2.Model { return e.m }
-
 // Options are the engine's options with defaults filled in.
 func (e *Engine) Options() Options { return e.o }
 
-// apply loads queued weights and honours a motion reset.
+// apply loads queued weights.
 func (e *Engine) apply() error {
 	e.mu.Lock()
-	ts, ver, reset := e.pending, e.pendingVer, e.resetMotion
-	e.pending, e.resetMotion = nil, false
+	ts, ver := e.pending, e.pendingVer
+	e.pending = nil
 	e.mu.Unlock()
-	if reset && e.prev != nil {
-		e.b.Free(e.prev)
-		e.prev = nil
-	}
 	if ts == nil {
 		return nil
 	}

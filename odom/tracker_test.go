@@ -172,4 +172,3 @@ func TestCovarianceTransport(t *testing.T) {
 		t.Fatalf("lever arm: x variance %v, ry variance %v, want 1 and 1", got[0][0], got[4][4])
 	}
 }
-

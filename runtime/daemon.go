@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,7 @@ import (
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/health"
 	"github.com/edgedepth/edgedepth/jetson/gpio"
+	"github.com/edgedepth/edgedepth/odom"
 	"github.com/edgedepth/edgedepth/runtime/config"
 	"github.com/edgedepth/edgedepth/telemetry"
 	"github.com/edgedepth/edgedepth/telemetry/command"
@@ -63,6 +65,17 @@ type Daemon struct {
 	// learner is the continual learner; nil when training is off (or could not
 	// start: a health warning says why).
 	learner *trainer.Continual
+	// store is the model store (see modelStore).
+	storeMu sync.Mutex
+	store   *trainer.Store
+	// net runs the depth and pose networks; nil when depth comes from SGBM by
+	// configuration.
+	net *network
+	// tracker is the visual odometry; nil when odom.enabled is false.
+	tracker *odom.Tracker
+	odomStats odomStats
+	sgbmAgreement atomic.Pointer[telemetry.SGBMAgreement]
+	modelVersion  atomic.Int64 // the version the networks run, 0 for SGBM
 }
 
 // New prepares a daemon; it opens nothing (Run does).
@@ -97,6 +110,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, est)
+	if d.net, err = d.openNetwork(); err != nil {
+		return err
+	}
+	d.tracker = d.newTracker()
 	// The estimator and the rectifier hold C memory: close them once the pipeline has
 	// stopped, but never while a pipeline goroutine that outlived the shutdown timeout
 	// may still use them.
@@ -180,7 +197,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			ring.Push(f)
 		})
 	})
-	goSupervised(&pipe, pipeCtx, "depth "+est.Name(), func(ctx context.Context) error {
+	goSupervised(&pipe, pipeCtx, "depth", func(ctx context.Context) error {
 		return d.runDepth(ctx, ring, est)
 	})
 	if d.learner != nil {
@@ -199,7 +216,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if commands != nil {
 		goSupervised(&pipe, pipeCtx, "commands", commands.Run)
 	}
-	d.log.Info("edgedepth running", "robot_id", d.robotID, "source", src.Name(), "estimator", est.Name(),
+	d.log.Info("edgedepth running", "robot_id", d.robotID, "source", src.Name(), "estimator", d.estimatorName(),
 		"mqtt", mqttSummary(d.cfg), "http", d.cfg.HTTP.Addr, "topics", topics.Prefix)
 
 	<-ctx.Done()
@@ -258,6 +275,25 @@ func (d *Daemon) newEstimator() (depth.Estimator, error) {
 		return nil, fmt.Errorf("depth.sgbm: %w", err)
 	}
 	return est, nil
+}
+
+// estimatorName is what produces depth now: "monodepth2 vN" or "sgbm".
+func (d *Daemon) estimatorName() string {
+	if v := d.modelVersion.Load(); v > 0 {
+		return fmt.Sprintf("%s v%d", NetworkEstimatorName, v)
+	}
+	if d.net != nil && d.net.engine != nil {
+		return NetworkEstimatorName
+	}
+	return "sgbm"
+}
+
+// backendName is where the networks compute ("cuda" or "cpu"); "cpu" for SGBM.
+func (d *Daemon) backendName() string {
+	if d.net != nil {
+		return d.net.b.Name()
+	}
+	return "cpu"
 }
 
 func (d *Daemon) newPublisher() (*telemetry.Publisher, error) {
@@ -466,5 +502,6 @@ func (d *Daemon) newDispatcher() (*command.Dispatcher, error) {
 	d.registerRecalibrate(disp)
 	d.registerChessboard(disp)
 	d.registerModelCommands(disp)
+	disp.Register("pose/reset", d.poseReset, command.WithTimeout(2*time.Second))
 	return disp, nil
 }

@@ -29,8 +29,16 @@ func (d *Daemon) registerModelCommands(disp *command.Dispatcher) {
 	disp.Register("training/set", d.trainingSet)
 }
 
-// modelStore opens the store the learner uses (the learner's own when it runs).
+// modelStore is the daemon's one model store, shared by the learner, inference and
+// the commands: opened on first use (and retried after a failure). One instance
+// matters: opening a store removes temporary files, which must never be a write of
+// the learner in progress.
 func (d *Daemon) modelStore() (*trainer.Store, error) {
+	d.storeMu.Lock()
+	defer d.storeMu.Unlock()
+	if d.store != nil {
+		return d.store, nil
+	}
 	dir := d.cfg.Training.StoreDir
 	if dir == "" {
 		dir = filepath.Join(d.cfg.DataDir, "models")
@@ -39,6 +47,7 @@ func (d *Daemon) modelStore() (*trainer.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model store: %w", err)
 	}
+	d.store = s
 	return s, nil
 }
 
@@ -145,6 +154,7 @@ func (d *Daemon) activate(version int, why string) (any, error) {
 		return nil, command.InvalidArgs("%v", err)
 	}
 	d.log.Info("model version activated by an operator", "component", "training", "version", version, "why", why)
+	d.queueVersion(version)
 	if d.publisher == nil {
 		return v, nil
 	}

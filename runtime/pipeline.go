@@ -16,6 +16,7 @@ import (
 	"github.com/edgedepth/edgedepth/health"
 	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/telemetry"
+	"github.com/edgedepth/edgedepth/trainer"
 )
 
 // FrameID is the frame id of depth and pose messages: the rectified left camera.
@@ -76,15 +77,18 @@ func (m *metrics) register(reg *prometheus.Registry, ring *camera.Ring) {
 		}, func() float64 { return float64(ring.Dropped()) }))
 }
 
-// runDepth is the inference actor: it takes the oldest waiting pair, estimates depth,
-// and hands the depth message (and, at its own lower rate, the preview) to the
-// publisher, which never blocks. A pair the estimator fails on is dropped and counted.
-func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, est depth.Estimator) error {
+// runDepth is the inference actor: it takes the oldest waiting pair, estimates depth
+// (the networks, or SGBM) and the pose, and hands the depth, confidence and pose
+// messages (and, at its own lower rate, the preview) to the publisher, which never
+// blocks. A pair the estimator fails on is dropped and counted. New weights swap in
+// between two pairs.
+func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, sgbm depth.Estimator) error {
 	var lastPreview time.Time
 	var previewEvery time.Duration
 	if r := d.cfg.Depth.PreviewRateHz; r > 0 {
 		previewEvery = time.Duration(float64(time.Second) / r)
 	}
+	compareEvery := uint64(d.cfg.Depth.CompareSGBMEvery)
 	for {
 		f, err := ring.Pop(ctx)
 		if err != nil {
@@ -94,27 +98,46 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, est depth.Esti
 			// Never blocks: a busy learner drops the pair and counts it.
 			d.learner.Offer(f)
 		}
+		if n := d.net; n != nil {
+			if v, ok, err := n.swapIn(d.cfg); err != nil {
+				d.health.Set(healthInference, err.Error())
+			} else if ok {
+				d.health.Clear(healthInference)
+				d.log.Info("model version swapped in", "component", "inference", "version", v, "seq", f.Seq)
+			}
+		}
 		t0 := time.Now()
-		m, err := est.Estimate(f)
+		var r depthResult
+		name := sgbm.Name()
+		if d.net != nil && d.net.engine != nil {
+			name = NetworkEstimatorName
+			r, err = d.infer(d.net, f)
+		} else {
+			var m depth.Map
+			m, err = sgbm.Estimate(f)
+			r = depthResult{estimator: name, depth: m, trackDepth: m, k: f.Intrinsics}
+		}
 		if err != nil {
 			d.stats.estimateErrors.Add(1)
 			d.metrics.estimateErrors.Inc()
-			d.health.Set("depth", fmt.Sprintf("%s failed on pair %d: %v (pair dropped)", est.Name(), f.Seq, err))
+			d.health.Set("depth", fmt.Sprintf("%s failed on pair %d: %v (pair dropped)", name, f.Seq, err))
 			continue
 		}
 		d.metrics.estimate.Observe(time.Since(t0).Seconds())
 		d.health.Clear("depth")
 		d.stats.framesDone.Add(1)
 		d.metrics.framesDone.Inc()
+		d.modelVersion.Store(int64(r.version))
 
-		payload, err := depth.EncodePNG(m, depth.Meta{
+		meta := depth.Meta{
 			Seq:        f.Seq,
 			Stamp:      f.CaptureTime,
 			FrameID:    FrameID,
-			Intrinsics: f.Intrinsics,
+			Intrinsics: r.k,
 			BaselineM:  f.BaselineM,
-			Estimator:  est.Name(),
-		})
+			Estimator:  r.estimator,
+		}
+		payload, err := depth.EncodePNG(r.depth, meta)
 		if err != nil {
 			d.health.Set("depth", fmt.Sprintf("encoding depth of pair %d: %v", f.Seq, err))
 			continue
@@ -122,14 +145,25 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, est depth.Esti
 		if d.publisher != nil {
 			d.publisher.Publish(d.topics.Depth(), payload, 0, false)
 			d.stats.framesPublished.Add(1)
+			if r.confidence != nil {
+				if c, err := depth.EncodeConfidencePNG(r.confidence, r.depth.Width, r.depth.Height, meta); err == nil {
+					d.publisher.Publish(d.topics.DepthConfidence(), c, 0, false)
+				}
+			}
+		}
+		if d.tracker != nil {
+			d.track(f, r)
+		}
+		if compareEvery > 0 && r.estimator == NetworkEstimatorName && f.Seq%compareEvery == 0 {
+			d.compareSGBM(sgbm, f, r, meta)
 		}
 		if previewEvery > 0 && t0.Sub(lastPreview) >= previewEvery {
 			lastPreview = t0
-			lo, hi, ok := depth.PreviewRange(m)
+			lo, hi, ok := depth.PreviewRange(r.depth)
 			if !ok {
 				lo, hi = d.cfg.Depth.MinDepthM, d.cfg.Depth.MaxDepthM
 			}
-			jpg, err := depth.EncodePreviewJPEG(m, lo, hi, d.cfg.Depth.PreviewQuality)
+			jpg, err := depth.EncodePreviewJPEG(r.depth, lo, hi, d.cfg.Depth.PreviewQuality)
 			if err == nil {
 				d.previewMu.Lock()
 				d.preview = jpg
@@ -142,6 +176,28 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, est depth.Esti
 		lat := time.Since(f.CaptureTime)
 		d.stats.observeLatency(lat)
 		d.metrics.latency.Observe(lat.Seconds())
+	}
+}
+
+// compareSGBM runs SGBM on the pair, publishes its depth on depth/sgbm and records how
+// far the network's depth (resized to SGBM's size) is from it.
+func (d *Daemon) compareSGBM(sgbm depth.Estimator, f camera.StereoFrame, r depthResult, meta depth.Meta) {
+	m, err := sgbm.Estimate(f)
+	if err != nil {
+		d.log.Warn("SGBM comparison failed", "component", "depth", "seq", f.Seq, "err", err)
+		return
+	}
+	net := trainer.ResizeDepth(r.depth.M, r.depth.Width, r.depth.Height, m.Width, m.Height)
+	met, err := depth.Compare(depth.Map{Width: m.Width, Height: m.Height, M: net}, m, nil,
+		depth.CompareOptions{MinDepthM: d.cfg.Depth.MinDepthM, MaxDepthM: d.cfg.Depth.MaxDepthM})
+	if err == nil {
+		d.sgbmAgreement.Store(&telemetry.SGBMAgreement{Seq: f.Seq, AbsRel: round(met.AbsRel, 1e4), Delta1: round(met.Delta1, 1e4), Pixels: met.N})
+	}
+	if d.publisher != nil {
+		meta.Estimator, meta.Intrinsics = sgbm.Name(), f.Intrinsics
+		if b, err := depth.EncodePNG(m, meta); err == nil {
+			d.publisher.Publish(d.topics.DepthSGBM(), b, 0, false)
+		}
 	}
 }
 
@@ -223,8 +279,8 @@ func (d *Daemon) status(state telemetry.State) telemetry.Status {
 		State:           state,
 		Version:         d.version,
 		RobotID:         d.robotID,
-		Backend:         "cpu",
-		Estimator:       d.cfg.Depth.Estimator,
+		Backend:         d.backendName(),
+		Estimator:       d.estimatorName(),
 		FPS:             math.Round(fps*100) / 100,
 		LatencyMs:       math.Round(lat*10) / 10,
 		FramesIn:        d.stats.framesIn.Load(),
@@ -234,6 +290,9 @@ func (d *Daemon) status(state telemetry.State) telemetry.Status {
 		Time:            time.Now().UTC(),
 		UptimeS:         math.Round(time.Since(d.started).Seconds()*10) / 10,
 		Training:        d.trainingStatus(),
+		ModelVersion:    int(d.modelVersion.Load()),
+		Odom:            d.odomStatus(),
+		SGBMAgreement:   d.sgbmAgreement.Load(),
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,14 +23,11 @@ const healthModel = "model"
 // training.threads threads, and prepares the continual learner. It starts nothing.
 func (d *Daemon) newLearner() (*trainer.Continual, error) {
 	tc := d.cfg.Training
-	dir := tc.StoreDir
-	if dir == "" {
-		dir = filepath.Join(d.cfg.DataDir, "models")
-	}
-	store, err := trainer.OpenStore(dir, tc.Keep)
+	store, err := d.modelStore()
 	if err != nil {
 		return nil, fmt.Errorf("training.store_dir: %w", err)
 	}
+	dir := store.Dir
 	ts, from, failed, err := store.LoadActive()
 	resumable := err == nil && len(failed) == 0
 	switch {
@@ -129,6 +125,7 @@ func (d *Daemon) newLearner() (*trainer.Continual, error) {
 func (d *Daemon) announceGuard(g trainer.GuardDecision) {
 	if g.Promoted && g.SaveErr == nil {
 		d.health.Clear(healthModel) // a validated model is in force now
+		d.queueVersion(g.Version)   // and inference takes it between two pairs
 	}
 	if d.publisher == nil {
 		return

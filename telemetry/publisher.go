@@ -466,7 +466,7 @@ func (p *Publisher) shutdown(sess *session) {
 	var final []message
 	for _, m := range p.queue.close() {
 		switch {
-		case m.kind == kindEvents:
+		case m.kind.ordered():
 			final = append(final, m)
 		case m.topic == p.topics.Status():
 			p.metrics.coalesced(m.kind) // superseded by the offline status

@@ -24,12 +24,13 @@ type queueCounters interface {
 // Two policies, chosen by topic kind:
 //   - latest wins, for everything but events: each topic holds at most its newest
 //     message; a newer one replaces it in place (counted as coalesced). Depth,
-//     previews, pose and status are states, and an old state is worthless once a newer
+//     previews and status are states, and an old state is worthless once a newer
 //     one exists. At most maxTopics topics may be pending; a new topic beyond that is
 //     dropped.
-//   - FIFO, for events: each event is a fact of its own and order matters, so they
-//     queue up to maxEvents; when full, the oldest is dropped (the newest facts are
-//     the ones an operator needs).
+//   - FIFO, for events and poses: each event is a fact of its own and order matters,
+//     and a consumer integrating the trajectory needs every pose (a reset among them),
+//     so they queue up to maxEvents together; when full, the oldest is dropped (the
+//     newest facts are the ones an operator needs).
 //
 // The queue also remembers the last retained message sent on each topic so that it
 // can send it again after a reconnection (see requeueRetained).
@@ -68,7 +69,7 @@ func (q *outQueue) push(m message) {
 	switch {
 	case q.closed:
 		q.counters.dropped(m.kind)
-	case m.kind == kindEvents:
+	case m.kind.ordered():
 		q.pushEventLocked(m)
 	default:
 		if i, ok := q.index[m.topic]; ok {
@@ -136,7 +137,7 @@ func (q *outQueue) requeue(ms []message) {
 	q.mu.Lock()
 	var events []message
 	for _, m := range ms {
-		if m.kind == kindEvents {
+		if m.kind.ordered() {
 			events = append(events, m)
 			continue
 		}

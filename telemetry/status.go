@@ -72,6 +72,41 @@ type Status struct {
 	// when learning is off). The running daemon always sends it; it is absent from the
 	// offline status and from versions before continual learning.
 	Training *TrainingStatus `json:"training,omitempty"`
+	// ModelVersion is the model store version the depth and pose networks run
+	// (0 when depth comes from SGBM).
+	ModelVersion int `json:"model_version"`
+	// Odom is the visual odometry's state; absent when odometry is off.
+	Odom *OdomStatus `json:"odom,omitempty"`
+	// SGBMAgreement compares the network's depth with SGBM's on the pairs where both
+	// ran (depth.compare_sgbm_every); absent when the comparison is off.
+	SGBMAgreement *SGBMAgreement `json:"sgbm_agreement,omitempty"`
+}
+
+// OdomStatus is the visual odometry's part of the status message.
+type OdomStatus struct {
+	// TrajectoryID counts trajectories since start; a reset starts a new one.
+	TrajectoryID uint64 `json:"trajectory_id"`
+	// DistanceM is the current trajectory's path length in metres.
+	DistanceM float64 `json:"distance_m"`
+	// Source of the last pose ("network", "network+photometric", "photometric").
+	Source string `json:"source"`
+	// Poses, Keyframes and Resets count since start; LastReset says why the last
+	// trajectory began.
+	Poses     uint64 `json:"poses"`
+	Keyframes uint64 `json:"keyframes"`
+	Resets    uint64 `json:"resets"`
+	LastReset string `json:"last_reset"`
+}
+
+// SGBMAgreement is how far the network's depth is from SGBM's over the pixels both
+// estimate, on the last compared pair.
+type SGBMAgreement struct {
+	Seq uint64 `json:"seq"`
+	// AbsRel is mean |network − sgbm| / sgbm; Delta1 the fraction within a factor
+	// 1.25; Pixels the number compared.
+	AbsRel float64 `json:"abs_rel"`
+	Delta1 float64 `json:"delta1"`
+	Pixels int     `json:"pixels"`
 }
 
 // TrainingStatus is the continual learner's part of the status message.

@@ -119,7 +119,15 @@ func (t Topics) Depth() string { return t.Prefix + "depth" }
 // DepthPreview carries a coloured JPEG rendering of the depth image for people.
 func (t Topics) DepthPreview() string { return t.Prefix + "depth/preview" }
 
-// Pose carries the camera pose (JSON).
+// DepthConfidence carries the confidence of the network depth image: an 8-bit grey
+// PNG, 0–255 for 0–1, with the depth message's metadata.
+func (t Topics) DepthConfidence() string { return t.Prefix + "depth/confidence" }
+
+// DepthSGBM carries SGBM's depth when it runs as a comparison beside the network
+// (depth.compare_sgbm_every), in the depth payload format.
+func (t Topics) DepthSGBM() string { return t.Prefix + "depth/sgbm" }
+
+// Pose carries the camera pose (JSON PoseMessage, QoS 1).
 func (t Topics) Pose() string { return t.Prefix + "pose" }
 
 // Events carries notable happenings (JSON Event), in order.
@@ -175,3 +183,7 @@ const (
 var kindNames = [numKinds]string{"status", "depth", "depth_preview", "pose", "events", "cmd", "other"}
 
 func (k topicKind) String() string { return kindNames[k] }
+
+// ordered reports whether messages of the kind are queued in order, every one (events
+// and poses), rather than latest-wins.
+func (k topicKind) ordered() bool { return k == kindEvents || k == kindPose }

@@ -41,6 +41,7 @@ type Config struct {
 	HTTP     HTTP     `yaml:"http"`
 	Commands Commands `yaml:"commands"`
 	Training Training `yaml:"training"`
+	Odom     Odom     `yaml:"odom"`
 	// GPIO names the Jetson pins for the camera trigger, status LED and button
 	// (jetson/gpio.Config documents every key). No pins by default; on a machine
 	// without GPIO the pins are skipped with the reason, never an error.
@@ -91,8 +92,17 @@ type RTSP struct {
 
 // Depth configures the depth estimator and what is published of it.
 type Depth struct {
-	// Estimator is "sgbm" (classical semi-global matching). Default: sgbm.
+	// Estimator is "network" (the depth network of the model store's active version,
+	// metric from the stereo baseline it was trained with), "sgbm" (classical
+	// semi-global matching) or "auto": the network when the model store has a model,
+	// else SGBM with a health warning saying how to get one. Default: auto.
 	Estimator string `yaml:"estimator"`
+	// CompareSGBMEvery runs SGBM beside the network on every n-th pair, publishes its
+	// depth on depth/sgbm and reports how far the two agree (status, metrics). 0 turns
+	// it off. Default: 0, range 0–10000.
+	CompareSGBMEvery int `yaml:"compare_sgbm_every"`
+	// Network configures the depth and pose networks' inference.
+	Network Network `yaml:"network"`
 	// MinDepthM and MaxDepthM bound published depth in metres; pixels outside are
 	// published as 0 (invalid). Default: 0.3 and 60.
 	MinDepthM float64 `yaml:"min_depth_m"`
@@ -105,6 +115,57 @@ type Depth struct {
 	// SGBM tunes the semi-global matcher (depth/sgbm.Params: every key, its unit and
 	// default is documented there; num_disparities 128, block_size 5, mode 3way).
 	SGBM sgbm.Params `yaml:"sgbm"`
+}
+
+// Network configures inference with the depth and pose networks.
+type Network struct {
+	// Width and Height are the networks' input size in pixels, multiples of 32, at
+	// least 64: every pair is resized to it, and network depth is published at it
+	// (with the intrinsics scaled to match). Default: 0 x 0 = training.width x
+	// training.height, the size the networks learn at.
+	Width  int `yaml:"width"`
+	Height int `yaml:"height"`
+	// Threads is how many CPU threads inference uses on the CPU backend.
+	// Default: 0 = every CPU, range 0–256.
+	Threads int `yaml:"threads"`
+	// MinConfidence: depth pixels whose confidence (agreement of the other eye, 0–1)
+	// is below it are published as 0 (invalid). Default: 0 (publish every pixel),
+	// range 0–1.
+	MinConfidence float64 `yaml:"min_confidence"`
+}
+
+// Odom configures visual odometry: the camera's pose for every pair, published on
+// pose.
+type Odom struct {
+	// Enabled tracks and publishes the pose. Default: true.
+	Enabled bool `yaml:"enabled"`
+	// Refine refines every motion by Gauss-Newton on the photometric error against
+	// the keyframe's depth (without a pose network, it is the only estimate).
+	// Default: true.
+	Refine bool `yaml:"refine"`
+	// Width is the image width in pixels the tracker works at when depth comes from
+	// SGBM (network depth is tracked at the networks' size). Default: 320, range
+	// 64–4096.
+	Width int `yaml:"width"`
+	// MinConfidence: the refinement aligns only on network depth pixels whose
+	// confidence (agreement of the other eye, 0–1) reaches it. Default: 0.9.
+	MinConfidence float64 `yaml:"min_confidence"`
+	// PyramidLevels and Iterations tune the refinement: image pyramid levels (each
+	// half the size) and Gauss-Newton steps per level at most. Defaults: 3 and 10.
+	PyramidLevels int `yaml:"pyramid_levels"`
+	Iterations    int `yaml:"iterations"`
+	// KeyframeDistanceM and KeyframeAngleDeg: a pair further than this from the
+	// keyframe becomes the next keyframe. Defaults: 0.5 m and 5°.
+	KeyframeDistanceM float64 `yaml:"keyframe_distance_m"`
+	KeyframeAngleDeg  float64 `yaml:"keyframe_angle_deg"`
+	// MaxGap is the longest gap between two pairs the trajectory bridges; after a
+	// longer one (a reconnect, a dropped stretch) a new trajectory starts at the
+	// identity, with reset: true in its first pose message. Default: 1s.
+	MaxGap time.Duration `yaml:"max_gap"`
+	// MaxSpeedMPS and MaxTurnDegPerS bound a plausible motion between pairs; a faster
+	// one is a jump that restarts the trajectory. Defaults: 10 m/s and 180°/s.
+	MaxSpeedMPS    float64 `yaml:"max_speed_mps"`
+	MaxTurnDegPerS float64 `yaml:"max_turn_deg_per_s"`
 }
 
 // MQTT configures publishing: the connection to the broker (telemetry.MQTTConfig's keys
@@ -253,7 +314,7 @@ func Default() Config {
 			},
 		},
 		Depth: Depth{
-			Estimator:      "sgbm",
+			Estimator:      "auto",
 			MinDepthM:      0.3,
 			MaxDepthM:      60,
 			PreviewRateHz:  2,
@@ -277,8 +338,21 @@ func Default() Config {
 			Duty: 0.3, Threads: 1, Nice: 10, RecentSamples: 32, ReservoirSamples: 256, ValidationSamples: 32,
 			ValidationEvery: 10, GuardEvery: 50, MinMotion: 1, SampleInterval: time.Second, Seed: 1,
 		},
+		Odom: Odom{
+			Enabled: true, Refine: true, Width: 320, MinConfidence: 0.9, PyramidLevels: 3, Iterations: 10,
+			KeyframeDistanceM: 0.5, KeyframeAngleDeg: 5, MaxGap: time.Second, MaxSpeedMPS: 10, MaxTurnDegPerS: 180,
+		},
 		GPIO: gpio.DefaultConfig(),
 	}
+}
+
+// NetworkSize is the networks' input size: depth.network's, or training's when 0.
+func (c Config) NetworkSize() (width, height int) {
+	w, h := c.Depth.Network.Width, c.Depth.Network.Height
+	if w == 0 || h == 0 {
+		return c.Training.Width, c.Training.Height
+	}
+	return w, h
 }
 
 // Load reads the YAML file at path over the defaults, applies EDGEDEPTH_* overrides

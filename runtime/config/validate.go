@@ -61,7 +61,31 @@ func (c Config) Validate() error {
 	}
 
 	d := c.Depth
-	v.oneOf("depth.estimator", d.Estimator, "sgbm")
+	v.oneOf("depth.estimator", d.Estimator, "auto", "network", "sgbm")
+	v.rangeI("depth.compare_sgbm_every", d.CompareSGBMEvery, 0, 10000)
+	if n := d.Network; n.Width != 0 || n.Height != 0 {
+		for _, f := range []struct {
+			key string
+			v   int
+		}{{"depth.network.width", n.Width}, {"depth.network.height", n.Height}} {
+			if f.v < 64 || f.v > 4096 || f.v%32 != 0 {
+				v.addf("%s: %d: want a multiple of 32 from 64 to 4096 (or 0 for width and height both: training's size)", f.key, f.v)
+			}
+		}
+	}
+	v.rangeI("depth.network.threads", d.Network.Threads, 0, 256)
+	v.rangeF("depth.network.min_confidence", d.Network.MinConfidence, 0, 1)
+	if o := c.Odom; o.Enabled {
+		v.rangeI("odom.width", o.Width, 64, 4096)
+		v.rangeF("odom.min_confidence", o.MinConfidence, 0, 1)
+		v.rangeI("odom.pyramid_levels", o.PyramidLevels, 1, 6)
+		v.rangeI("odom.iterations", o.Iterations, 1, 100)
+		v.rangeF("odom.keyframe_distance_m", o.KeyframeDistanceM, 0.01, 100)
+		v.rangeF("odom.keyframe_angle_deg", o.KeyframeAngleDeg, 0.1, 90)
+		v.rangeF("odom.max_gap (seconds)", o.MaxGap.Seconds(), 0.01, 3600)
+		v.rangeF("odom.max_speed_mps", o.MaxSpeedMPS, 0.01, 1000)
+		v.rangeF("odom.max_turn_deg_per_s", o.MaxTurnDegPerS, 1, 100000)
+	}
 	v.rangeF("depth.min_depth_m", d.MinDepthM, 0, 1000)
 	v.rangeF("depth.max_depth_m", d.MaxDepthM, 0.1, 1000)
 	if d.MaxDepthM <= d.MinDepthM {
