@@ -147,11 +147,18 @@ type message struct {
 	Payload  []byte
 	Retained bool
 	At       time.Time
+	QoS      byte // as delivered: the lower of the publisher's and the subscription's
 }
 
 // subscribe connects a paho client to broker and delivers every message on filter to
 // the returned channel (buffered; the handler never blocks: overflow is a test failure).
 func subscribe(t testing.TB, brokerURL, filter string) <-chan message {
+	t.Helper()
+	return subscribeQoS(t, brokerURL, filter, 0)
+}
+
+// subscribeQoS is subscribe with the subscription's QoS.
+func subscribeQoS(t testing.TB, brokerURL, filter string, qos byte) <-chan message {
 	t.Helper()
 	ch := make(chan message, 4096)
 	opts := mqtt.NewClientOptions().AddBroker(brokerURL).
@@ -162,9 +169,9 @@ func subscribe(t testing.TB, brokerURL, filter string) <-chan message {
 		t.Fatalf("subscriber connect to %s: %v", brokerURL, tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	tok := c.Subscribe(filter, 0, func(_ mqtt.Client, m mqtt.Message) {
+	tok := c.Subscribe(filter, qos, func(_ mqtt.Client, m mqtt.Message) {
 		select {
-		case ch <- message{m.Topic(), append([]byte(nil), m.Payload()...), m.Retained(), time.Now()}:
+		case ch <- message{m.Topic(), append([]byte(nil), m.Payload()...), m.Retained(), time.Now(), m.Qos()}:
 		default:
 			t.Errorf("subscriber buffer full: dropping %s", m.Topic())
 		}

@@ -137,13 +137,15 @@ func (q *outQueue) requeue(ms []message) {
 	q.mu.Lock()
 	var events []message
 	for _, m := range ms {
+		if q.closed {
+			q.counters.dropped(m.kind)
+			continue
+		}
 		if m.kind.ordered() {
 			events = append(events, m)
 			continue
 		}
-		if q.closed {
-			q.counters.dropped(m.kind)
-		} else if _, ok := q.index[m.topic]; ok {
+		if _, ok := q.index[m.topic]; ok {
 			q.counters.coalesced(m.kind)
 		} else if len(q.latest) >= q.maxTopics {
 			q.counters.dropped(m.kind)

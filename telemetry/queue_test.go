@@ -79,14 +79,25 @@ func TestOutQueue(t *testing.T) {
 			name: "requeue yields to newer messages",
 			ops: func(q *outQueue) {
 				q.push(msg("r/depth", "old"))
-				q.push(msg("r/pose", "old"))
+				q.push(msg("r/status", "old"))
 				q.push(msg("r/events", "e1"))
 				batch := slices.Clone(q.take())
 				q.push(msg("r/depth", "new"))
 				q.push(msg("r/events", "e2"))
 				q.requeue(batch) // the connection failed under the whole batch
 			},
-			want:      []string{"r/events=e1", "r/events=e2", "r/depth=new", "r/pose=old"},
+			want:      []string{"r/events=e1", "r/events=e2", "r/depth=new", "r/status=old"},
+			coalesced: 1,
+		},
+		{
+			name: "poses are kept in order, every one, like events",
+			ops: func(q *outQueue) {
+				q.push(msg("r/pose", "p1"))
+				q.push(msg("r/depth", "d1"))
+				q.push(msg("r/pose", "p2"))
+				q.push(msg("r/depth", "d2"))
+			},
+			want:      []string{"r/pose=p1", "r/pose=p2", "r/depth=d2"},
 			coalesced: 1,
 		},
 		{
@@ -126,9 +137,9 @@ func TestOutQueue(t *testing.T) {
 				}
 				q.push(msg("r/depth", "2"))
 				q.push(msg("r/events", "e"))
-				q.requeue([]message{msg("r/pose", "p")})
+				q.requeue([]message{msg("r/status", "s"), msg("r/pose", "p")})
 			},
-			dropped: 2 + 1,
+			dropped: 2 + 2,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

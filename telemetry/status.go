@@ -73,8 +73,8 @@ type Status struct {
 	// offline status and from versions before continual learning.
 	Training *TrainingStatus `json:"training,omitempty"`
 	// ModelVersion is the model store version the depth and pose networks run
-	// (0 when depth comes from SGBM).
-	ModelVersion int `json:"model_version"`
+	// (absent when depth comes from SGBM).
+	ModelVersion int `json:"model_version,omitempty"`
 	// Odom is the visual odometry's state; absent when odometry is off.
 	Odom *OdomStatus `json:"odom,omitempty"`
 	// SGBMAgreement compares the network's depth with SGBM's on the pairs where both

@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/camera/codec"
 	"github.com/edgedepth/edgedepth/camera/rtspserve"
 	"github.com/edgedepth/edgedepth/camera/sim"
@@ -90,7 +92,7 @@ func cmdSimServe(args []string, stdout, stderr io.Writer) error {
 	cfg.GOP = 0 // one second of frames at the world's rate
 	log := newLogger(stderr, "info")
 	codec.SetLogger(log) // libavcodec's own messages go to our log, not raw stderr
-	srv, err := rtspserve.New(cfg, sim.NewSource(w), log)
+	srv, err := rtspserve.New(cfg, &firstPairLogger{Source: sim.NewSource(w), out: stdout}, log)
 	if err != nil {
 		return err
 	}
@@ -149,4 +151,23 @@ func cmdSimWrite(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "\n")
 	fmt.Fprintf(stdout, "wrote %d frames to %s in %.1f s\n", *frames, *out, time.Since(start).Seconds())
 	return nil
+}
+
+// firstPairLogger prints the capture time of the first pair the simulated rig emits.
+// The rig's frame k is captured k/fps seconds after it, so a client that gets capture
+// times over RTSP (from RTCP sender reports) can tell which world frame, and so which
+// ground truth, every pair it receives is.
+type firstPairLogger struct {
+	camera.Source
+	out  io.Writer
+	once sync.Once
+}
+
+func (l *firstPairLogger) Run(ctx context.Context, emit func(camera.StereoFrame)) error {
+	return l.Source.Run(ctx, func(f camera.StereoFrame) {
+		l.once.Do(func() {
+			fmt.Fprintf(l.out, "first pair: frame %d captured at %s\n", f.Seq, f.CaptureTime.UTC().Format(time.RFC3339Nano))
+		})
+		emit(f)
+	})
 }
