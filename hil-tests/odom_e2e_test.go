@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,25 @@ http:
 	}
 	if last.Source != odom.SourceNetworkPhotometric {
 		t.Errorf("last pose from %q, want %q", last.Source, odom.SourceNetworkPhotometric)
+	}
+
+	// pose/reset, signed with the key the daemon created: the reply names the next
+	// trajectory, and its first pose is at the origin with reset and the reason.
+	key := filepath.Join(dataDir, "cmd.key")
+	code, out := runOnce(t, "cmd", "pose/reset", "reason=operator test", "--broker", mosq.URL(), "--robot", robot, "--key", key, "--timeout", "10s")
+	want := fmt.Sprintf(`"trajectory_id": %d`, traj+1)
+	if code != 0 || !strings.Contains(out, `"ok": true`) || !strings.Contains(out, want) {
+		t.Fatalf("pose/reset: exit %d, want ok and %s\n%s", code, want, out)
+	}
+	m := waitFor(t, msgs, 10*time.Second, "a pose starting the new trajectory", func(m message) bool {
+		if m.Topic != "edgedepth/"+robot+"/pose" {
+			return false
+		}
+		p, err := telemetry.ParsePoseMessage(m.Payload)
+		return err == nil && p.TrajectoryID == traj+1
+	})
+	p, _ := telemetry.ParsePoseMessage(m.Payload)
+	if !p.Reset || p.ResetReason != "pose/reset command: operator test" || p.Position != (telemetry.Vector3{}) || p.DistanceM != 0 {
+		t.Fatalf("first pose after pose/reset: %+v", p)
 	}
 }
