@@ -28,16 +28,11 @@ const NetworkEstimatorName = "monodepth2"
 type depthResult struct {
 	estimator string
 	depth     depth.Map         // metric, 0 = no estimate: what is published
-	// trackDepth is the depth odometry aligns against (the network's where its
-	// confidence reaches odom.min_confidence).
-	trackDepth depth.Map
 	k         camera.Intrinsics // of depth's size
 	// confidence per depth pixel (network only; nil for SGBM).
 	confidence []float32
-	// left is the left image at depth's size (network only; SGBM's is the frame's).
-	left camera.Image
-	// motion is the pose network's prev_T_cur (nil without one).
-	motion  *odom.Pose
+	// track is the odometry's input (network only; SGBM's is made from the frame).
+	track   *odom.Input
 	version int
 }
 
@@ -163,10 +158,7 @@ func (d *Daemon) infer(n *network, f camera.StereoFrame) (depthResult, error) {
 	if err != nil {
 		return depthResult{}, err
 	}
-	out := depthResult{
-		estimator: NetworkEstimatorName, k: r.K, confidence: r.Confidence, left: r.Left,
-		motion: r.Motion, version: r.Version,
-	}
+	out := depthResult{estimator: NetworkEstimatorName, k: r.K, confidence: r.Confidence, version: r.Version}
 	out.depth = depth.Map{Width: r.Depth.Width, Height: r.Depth.Height, M: make([]float32, len(r.Depth.M))}
 	lo, hi := float32(d.cfg.Depth.MinDepthM), float32(d.cfg.Depth.MaxDepthM)
 	minConf := float32(d.cfg.Depth.Network.MinConfidence)
@@ -178,15 +170,8 @@ func (d *Daemon) infer(n *network, f camera.StereoFrame) (depthResult, error) {
 	}
 	// Odometry aligns on the network's depth where the other eye confirms it,
 	// whatever the published range.
-	out.trackDepth = r.Depth
-	if minConf := float32(d.cfg.Odom.MinConfidence); r.Confidence != nil && minConf > 0 {
-		out.trackDepth = depth.Map{Width: r.Depth.Width, Height: r.Depth.Height, M: make([]float32, len(r.Depth.M))}
-		for i, z := range r.Depth.M {
-			if r.Confidence[i] >= minConf {
-				out.trackDepth.M[i] = z
-			}
-		}
-	}
+	in := r.TrackingInput(f, float32(d.cfg.Odom.MinConfidence))
+	out.track = &in
 	return out, nil
 }
 

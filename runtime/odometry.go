@@ -7,10 +7,10 @@ import (
 	"sync"
 
 	"github.com/edgedepth/edgedepth/camera"
+	"github.com/edgedepth/edgedepth/inference"
 	"github.com/edgedepth/edgedepth/odom"
 	"github.com/edgedepth/edgedepth/telemetry"
 	"github.com/edgedepth/edgedepth/telemetry/command"
-	"github.com/edgedepth/edgedepth/trainer"
 )
 
 // OdomFrameID is the frame id of pose messages: the camera at the start of the
@@ -48,21 +48,13 @@ func (d *Daemon) newTracker() *odom.Tracker {
 // track adds the pair to the trajectory and publishes its pose. Network depth is
 // tracked at the networks' size; SGBM's at odom.width.
 func (d *Daemon) track(f camera.StereoFrame, r depthResult) {
-	left, dep, k := r.left, r.trackDepth, r.k
-	if left.Width == 0 {
-		// SGBM: depth at the frame's size; track a smaller copy.
-		left, k = f.Left, f.Intrinsics
-		if w := d.cfg.Odom.Width; w < f.Left.Width {
-			h := max(8, (f.Left.Height*w+f.Left.Width/2)/f.Left.Width)
-			left = trainer.ResizeImage(f.Left, w, h)
-			k = trainer.ScaleIntrinsics(f.Intrinsics, w, h)
-			dep.M = trainer.ResizeDepth(dep.M, dep.Width, dep.Height, w, h)
-			dep.Width, dep.Height = w, h
-		}
+	var in odom.Input
+	if r.track != nil {
+		in = *r.track
+	} else {
+		in = inference.TrackingInput(f, r.depth, d.cfg.Odom.Width)
 	}
-	est, err := d.tracker.Track(odom.Input{
-		Seq: f.Seq, Stamp: f.CaptureTime, Image: odom.GrayImage(left), DepthM: dep.M, K: k, Motion: r.motion,
-	})
+	est, err := d.tracker.Track(in)
 	if err != nil {
 		d.health.Set(healthOdom, fmt.Sprintf("pair %d: %v (no pose)", f.Seq, err))
 		return

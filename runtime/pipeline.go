@@ -115,7 +115,7 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, sgbm depth.Est
 		} else {
 			var m depth.Map
 			m, err = sgbm.Estimate(f)
-			r = depthResult{estimator: name, depth: m, trackDepth: m, k: f.Intrinsics}
+			r = depthResult{estimator: name, depth: m, k: f.Intrinsics}
 		}
 		if err != nil {
 			d.stats.estimateErrors.Add(1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgedepth/edgedepth/inference"
 	"github.com/edgedepth/edgedepth/nn"
 	"github.com/edgedepth/edgedepth/nn/monodepth2"
 	"github.com/edgedepth/edgedepth/tensor"
@@ -31,6 +33,11 @@ by default, stereo sources) and batch-1 depth+pose inference on the CPU backend,
 runs the PyTorch reference's bench with the same shapes and thread count right after,
 so the two can be compared on the same machine in the same run. Prints medians in
 milliseconds and the peak resident memory of each process.
+
+With --live it times the daemon's live path instead: for each pair of the simulated
+street, the depth and pose networks and the refined odometry, back to back, first
+alone and then with a continual learner (batch --batch, duty 0.3, on 1 thread of its
+own) training beside them: pairs per second and per-pair latency.
 
 The reference is ../shared/reference/monodepth2_ref.py (or trainer/testdata's copy)
 run with /usr/bin/python3 (Debian's python3-torch); --torch=false skips it.
@@ -56,6 +63,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	ref := fs.String("reference", defaultReference(), "the PyTorch reference `script`")
 	conv := fs.Bool("conv", true, "also time Monodepth2's convolution shapes (forward, forward+backward) against PyTorch")
 	convScript := fs.String("conv-script", "tensor/cpu/testdata/conv_bench.py", "PyTorch convolution benchmark `script` (lists the shapes)")
+	live := fs.Bool("live", false, "instead: time the daemon's live path (networks + odometry per pair) with continual training off, then on")
+	pairs := fs.Int("pairs", 60, "with --live: pairs timed")
+	scale := fs.Float64("channel-scale", 1, "with --live: network width (1: Monodepth2's, 0.25 the end-to-end test model's)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
@@ -70,6 +80,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--steps, --batch and --threads must be at least 1")
 	}
 	runtime.GOMAXPROCS(*threads)
+	if *live {
+		return benchLive(stdout, *width, *height, *scale, *pairs, *batch, *threads)
+	}
 	src := "temporal"
 	if *stereo {
 		src = "temporal+stereo"
@@ -340,4 +353,29 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// benchLive runs inference.LiveBench with training off, then on.
+func benchLive(stdout io.Writer, width, height int, scale float64, pairs, batch, threads int) error {
+	fmt.Fprintf(stdout, "live path: %dx%d, channel scale %g, %d pairs, inference on %d threads\n", width, height, scale, pairs, threads)
+	for _, training := range []bool{false, true} {
+		dir, err := os.MkdirTemp("", "edgedepth-bench-")
+		if err != nil {
+			return err
+		}
+		res, err := inference.LiveBench(context.Background(), cpu.New(threads), cpu.New(1), inference.LiveBenchConfig{
+			Width: width, Height: height, ChannelScale: scale, Pairs: pairs,
+			Training: training, TrainBatch: batch, TrainDuty: 0.3, StoreDir: dir,
+		})
+		os.RemoveAll(dir)
+		if err != nil {
+			return err
+		}
+		label := "training off"
+		if training {
+			label = "training on "
+		}
+		fmt.Fprintf(stdout, "%s: %v\n", label, res)
+	}
+	return nil
 }
