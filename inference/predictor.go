@@ -94,7 +94,7 @@ func (p *NetworkPredictor) Predict(f camera.StereoFrame) (eval.Prediction, error
 
 // Notes implements eval.Noter.
 func (p *NetworkPredictor) Notes() []string {
-	return []string{fmt.Sprintf("%s: trajectory restarted %d times (continued from the last pose)", p.Label, p.traj.Resets)}
+	return []string{fmt.Sprintf("trajectory restarted %d times (continued from the last pose)", p.traj.Resets)}
 }
 
 // Close implements eval.Predictor.
@@ -133,7 +133,7 @@ func (p *DepthOdometryPredictor) Predict(f camera.StereoFrame) (eval.Prediction,
 
 // Notes implements eval.Noter.
 func (p *DepthOdometryPredictor) Notes() []string {
-	return []string{fmt.Sprintf("%s: trajectory restarted %d times (continued from the last pose)", p.Name(), p.traj.Resets)}
+	return []string{fmt.Sprintf("trajectory restarted %d times (continued from the last pose)", p.traj.Resets)}
 }
 
 // Close implements eval.Predictor.
