@@ -20,7 +20,7 @@ import (
 
 // copyModels copies the test model store (testdata/models: a small network trained on
 // the simulated street, seed 1) into dir.
-func copyModels(t *testing.T, dir string) {
+func copyModels(t testing.TB, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -105,13 +105,7 @@ func TestNetworkDepthPoseAndOdometry(t *testing.T) {
 		}
 		// Odometry aligns on the pixels the other eye confirms (the daemon's
 		// odom.min_confidence default).
-		td := append([]float32(nil), r.Depth.M...)
-		for p, c := range r.Confidence {
-			if c < 0.9 {
-				td[p] = 0
-			}
-		}
-		est, err := tr.Track(odom.Input{Seq: f.Seq, Stamp: f.CaptureTime, Image: odom.GrayImage(r.Left), DepthM: td, K: r.K, Motion: r.Motion})
+		est, err := tr.Track(r.TrackingInput(f, 0.9, 320))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,6 +29,10 @@ type LiveBenchConfig struct {
 	TrainDuty  float64
 	// StoreDir receives the learner's versions (a temporary directory).
 	StoreDir string
+	// MinConfidence and TrackWidth configure the odometry as in the daemon
+	// (odom.min_confidence, odom.width).
+	MinConfidence float32
+	TrackWidth    int
 }
 
 // LiveBenchResult is what LiveBench measured. Latencies are per pair, from the pair's
@@ -148,7 +152,7 @@ func LiveBench(ctx context.Context, inferB, trainB tensor.Backend, cfg LiveBench
 			return LiveBenchResult{}, err
 		}
 		t1 := time.Now()
-		if _, err := tr.Track(odom.Input{Seq: uint64(i), Stamp: f.CaptureTime, Image: odom.GrayImage(r.Left), DepthM: r.Depth.M, K: r.K, Motion: r.Motion}); err != nil {
+		if _, err := tr.Track(r.TrackingInput(f, cfg.MinConfidence, cfg.TrackWidth)); err != nil {
 			return LiveBenchResult{}, err
 		}
 		t2 := time.Now()

@@ -24,19 +24,22 @@ func TrackingInput(f camera.StereoFrame, m depth.Map, width int) odom.Input {
 }
 
 // TrackingInput is the odometry's input for the networks' result r on pair f: the
-// network-size image, the depth where its confidence reaches minConfidence (the
-// other pixels unknown), and the pose network's motion.
-func (r Result) TrackingInput(f camera.StereoFrame, minConfidence float32) odom.Input {
-	td := r.Depth.M
+// network-size image and the depth where its confidence reaches minConfidence (the
+// other pixels unknown), scaled down to width pixels at most (0: as they are), and the
+// pose network's motion.
+func (r Result) TrackingInput(f camera.StereoFrame, minConfidence float32, width int) odom.Input {
+	td := r.Depth
 	if r.Confidence != nil && minConfidence > 0 {
-		td = make([]float32, len(r.Depth.M))
+		td.M = make([]float32, len(r.Depth.M))
 		for i, z := range r.Depth.M {
 			if r.Confidence[i] >= minConfidence {
-				td[i] = z
+				td.M[i] = z
 			}
 		}
 	}
-	return odom.Input{Seq: f.Seq, Stamp: f.CaptureTime, Image: odom.GrayImage(r.Left), DepthM: td, K: r.K, Motion: r.Motion}
+	in := TrackingInput(camera.StereoFrame{Seq: f.Seq, CaptureTime: f.CaptureTime, Left: r.Left, Intrinsics: r.K}, td, width)
+	in.Motion = r.Motion
+	return in
 }
 
 // Trajectory turns tracker estimates into one continuous world trajectory for
@@ -68,6 +71,7 @@ type NetworkPredictor struct {
 	Engine        *Engine
 	Tracker       *odom.Tracker
 	MinConfidence float32 // odometry's depth pixels must reach it (the daemon's 0.9)
+	TrackWidth    int     // odometry's image width at most (the daemon's 320)
 	traj          Trajectory
 }
 
@@ -84,7 +88,7 @@ func (p *NetworkPredictor) Predict(f camera.StereoFrame) (eval.Prediction, error
 	if p.Tracker == nil {
 		return out, nil
 	}
-	e, err := p.Tracker.Track(r.TrackingInput(f, p.MinConfidence))
+	e, err := p.Tracker.Track(r.TrackingInput(f, p.MinConfidence, p.TrackWidth))
 	if err != nil {
 		return eval.Prediction{}, fmt.Errorf("odometry: %w", err)
 	}

@@ -170,7 +170,7 @@ func (d *Daemon) infer(n *network, f camera.StereoFrame) (depthResult, error) {
 	}
 	// Odometry aligns on the network's depth where the other eye confirms it,
 	// whatever the published range.
-	in := r.TrackingInput(f, float32(d.cfg.Odom.MinConfidence))
+	in := r.TrackingInput(f, float32(d.cfg.Odom.MinConfidence), d.cfg.Odom.Width)
 	out.track = &in
 	return out, nil
 }

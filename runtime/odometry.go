@@ -45,8 +45,8 @@ func (d *Daemon) newTracker() *odom.Tracker {
 	})
 }
 
-// track adds the pair to the trajectory and publishes its pose. Network depth is
-// tracked at the networks' size; SGBM's at odom.width.
+// track adds the pair to the trajectory and publishes its pose, tracking at
+// odom.width pixels at most.
 func (d *Daemon) track(f camera.StereoFrame, r depthResult) {
 	var in odom.Input
 	if r.track != nil {

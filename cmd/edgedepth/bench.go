@@ -365,7 +365,7 @@ func benchLive(stdout io.Writer, width, height int, scale float64, pairs, batch,
 		}
 		res, err := inference.LiveBench(context.Background(), cpu.New(threads), cpu.New(1), inference.LiveBenchConfig{
 			Width: width, Height: height, ChannelScale: scale, Pairs: pairs,
-			Training: training, TrainBatch: batch, TrainDuty: 0.3, StoreDir: dir,
+			Training: training, TrainBatch: batch, TrainDuty: 0.3, StoreDir: dir, MinConfidence: 0.9, TrackWidth: 320,
 		})
 		os.RemoveAll(dir)
 		if err != nil {

@@ -164,7 +164,7 @@ func newModelPredictor(c estimatorConfig) (eval.Predictor, error) {
 	}
 	return &inference.NetworkPredictor{
 		Label: fmt.Sprintf("model v%d", v.Version), Engine: e, Tracker: newTracker(c.Config.Odom),
-		MinConfidence: float32(c.Config.Odom.MinConfidence),
+		MinConfidence: float32(c.Config.Odom.MinConfidence), TrackWidth: c.Config.Odom.Width,
 	}, nil
 }
 

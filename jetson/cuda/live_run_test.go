@@ -51,6 +51,7 @@ func liveMeasure(t *testing.T, infer, train tensor.Backend, minutes float64, pai
 	}{{false, 0}, {true, 0.3}, {true, 1}} {
 		res, err := inference.LiveBench(ctx, infer, train, inference.LiveBenchConfig{
 			Width: width, Height: height, Pairs: pairs, Training: c.training, TrainBatch: 4, TrainDuty: c.duty, StoreDir: t.TempDir(),
+			MinConfidence: 0.9, TrackWidth: 320,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -74,7 +75,13 @@ func liveMeasure(t *testing.T, infer, train tensor.Backend, minutes float64, pai
 	}
 	w3, dir3 := seq(3, 800)
 	_, dir4 := seq(4, 200)
-	store, err := trainer.OpenStore(filepath.Join("..", "..", "hil-tests", "testdata", "models"), 0)
+	// The test binary runs in the package directory under go test, in the
+	// repository root on the GPU machine.
+	models := filepath.Join("hil-tests", "testdata", "models")
+	if _, err := os.Stat(models); err != nil {
+		models = filepath.Join("..", "..", models)
+	}
+	store, err := trainer.OpenStore(models, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +105,7 @@ func liveMeasure(t *testing.T, infer, train tensor.Backend, minutes float64, pai
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &inference.NetworkPredictor{Label: label, Engine: e, Tracker: odom.NewTracker(odom.TrackerConfig{Refine: true}), MinConfidence: 0.9}
+		p := &inference.NetworkPredictor{Label: label, Engine: e, Tracker: odom.NewTracker(odom.TrackerConfig{Refine: true}), MinConfidence: 0.9, TrackWidth: 320}
 		o := eval.DefaultOptions()
 		o.Start, o.Frames, o.MaxDepthM = start, 200, 60
 		ev, err := eval.Evaluate(ctx, src, []eval.Predictor{p}, o)

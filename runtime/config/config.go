@@ -143,9 +143,9 @@ type Odom struct {
 	// the keyframe's depth (without a pose network, it is the only estimate).
 	// Default: true.
 	Refine bool `yaml:"refine"`
-	// Width is the image width in pixels the tracker works at when depth comes from
-	// SGBM (network depth is tracked at the networks' size). Default: 320, range
-	// 64–4096.
+	// Width is the largest image width in pixels the tracker works at: larger
+	// images and depth maps (SGBM's at the camera's size, the networks' at theirs) are
+	// scaled down to it. Default: 320, range 64–4096.
 	Width int `yaml:"width"`
 	// MinConfidence: the refinement aligns only on network depth pixels whose
 	// confidence (agreement of the other eye, 0–1) reaches it. Default: 0.9.
