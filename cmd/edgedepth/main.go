@@ -43,8 +43,15 @@ Commands:
             simulated world (edgedepth train -h)
   import    convert a Monodepth2 checkpoint folder into the model store
             (edgedepth import monodepth2 -h)
+  export    write a model store version's networks as ONNX for ONNX Runtime and
+            TensorRT (edgedepth export onnx -h)
   bench     time a training step and inference beside the PyTorch reference
             (edgedepth bench -h)
+  eval      measure depth and trajectory quality (SGBM, a model, or the daemon's
+            captured output) on a sequence with ground truth: plots and a summary
+            (edgedepth eval -h)
+  capture   record a running daemon's depth and poses from MQTT for 'eval --live'
+            (edgedepth capture -h)
   cmd       send a signed command to a running daemon over MQTT and print its reply
             (edgedepth cmd -h)
   sim       the simulated stereo world: run the daemon on it, serve it over RTSP,
@@ -93,6 +100,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRecord(rest, stdout, stderr)
 	case "import":
 		err = cmdImport(rest, stdout, stderr)
+	case "eval":
+		err = cmdEval(rest, stdout, stderr)
+	case "capture":
+		err = cmdCapture(rest, stdout, stderr)
+	case "export":
+		err = cmdExport(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "edgedepth", buildVersion())
 		return 0

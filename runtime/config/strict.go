@@ -128,8 +128,15 @@ func orRoot(path string) string {
 // EnvPrefix starts every environment override.
 const EnvPrefix = "EDGEDEPTH_"
 
-// envNotKeys are EDGEDEPTH_* variables that are not configuration keys.
-var envNotKeys = map[string]bool{"EDGEDEPTH_CONFIG": true}
+// envNotKeys are EDGEDEPTH_* variables that are not configuration keys: the config
+// file's path, and where the libraries loaded at run time are (jetson/cuda, jetson/trt).
+var envNotKeys = map[string]bool{
+	"EDGEDEPTH_CONFIG":            true,
+	"EDGEDEPTH_CUDA_LIBRARY_PATH": true,
+	"EDGEDEPTH_CUDA_CACHE_DIR":    true,
+	"EDGEDEPTH_CUDA_SYNC":         true,
+	"EDGEDEPTH_ONNXRUNTIME_LIB":   true,
+}
 
 // applyEnv sets fields from EDGEDEPTH_* variables. A variable that matches no key is an
 // error that names it: a mistyped override silently ignored is a field day lost.

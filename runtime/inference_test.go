@@ -1,0 +1,160 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/nn"
+	"github.com/edgedepth/edgedepth/runtime/config"
+	"github.com/edgedepth/edgedepth/trainer"
+)
+
+// networkDaemon is a daemon (not running) whose model store is a copy of the
+// end-to-end tests' model, set up for network depth at 320x96 on the CPU.
+func networkDaemon(t *testing.T) *Daemon {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Backend = "cpu"
+	cfg.Depth.Estimator = "network"
+	cfg.Depth.Network.Width, cfg.Depth.Network.Height = 320, 96
+	dir := filepath.Join(cfg.DataDir, "models")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"manifest.json", "v000001.safetensors"} {
+		b, err := os.ReadFile(filepath.Join("..", "hil-tests", "testdata", "models", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	n, err := d.openNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.net, d.tracker = n, d.newTracker()
+	return d
+}
+
+// TestRollbackSwapsInferenceWeights: a version made active by model/rollback reaches
+// inference between two pairs, and the pair after it is computed with it alone.
+func TestRollbackSwapsInferenceWeights(t *testing.T) {
+	d := networkDaemon(t)
+	cfg := sim.DefaultConfig()
+	cfg.Width, cfg.Height, cfg.Seed = 320, 96, 3
+	w, err := sim.NewWorld(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := w.Render(5)
+	a, err := d.infer(d.net, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.version != 1 || a.estimator != NetworkEstimatorName || a.depth.Width != 320 || a.track == nil {
+		t.Fatalf("first result: version %d, estimator %q, width %d", a.version, a.estimator, a.depth.Width)
+	}
+	// A second version: the same weights, scaled.
+	s, err := d.modelStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, v1, err := s.Load(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ts {
+		d := append([]float32(nil), ts[i].Data...)
+		for j := range d {
+			d[j] *= 0.9
+		}
+		ts[i] = nn.NamedTensor{Name: ts[i].Name, Shape: ts[i].Shape, Data: d}
+	}
+	v2, err := s.Add(ts, trainer.Version{Parent: 1, ChannelScale: v1.ChannelScale, Note: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.modelRollback(context.Background(), json.RawMessage(`{"version":`+itoa(v2.Version)+`}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The store loads in the background; the swap happens on the depth actor's side.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ver, ok, err := d.net.swapIn(d.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if ver != v2.Version {
+				t.Fatalf("swapped in version %d, want %d", ver, v2.Version)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rolled-back version never reached inference")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, err := d.infer(d.net, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.version != v2.Version {
+		t.Fatalf("result after the swap from version %d, want %d", b.version, v2.Version)
+	}
+	if d.estimatorName() != "monodepth2" && d.modelVersion.Load() == 0 {
+		t.Fatalf("estimator name %q", d.estimatorName())
+	}
+}
+
+// TestPoseReset: the command names the next trajectory, and says when odometry is off.
+func TestPoseReset(t *testing.T) {
+	d := networkDaemon(t)
+	r, err := d.poseReset(context.Background(), json.RawMessage(`{"reason":"moved by hand"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.(PoseReset).TrajectoryID != 1 {
+		t.Fatalf("reply %+v, want trajectory 1 (none has started)", r)
+	}
+	if _, err := d.poseReset(context.Background(), json.RawMessage(`{"resaon":"x"}`)); err == nil || !strings.Contains(err.Error(), "resaon") {
+		t.Fatalf("a misspelt argument: %v", err)
+	}
+	d.tracker = nil
+	if _, err := d.poseReset(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "odom.enabled") {
+		t.Fatalf("pose/reset with odometry off: %v", err)
+	}
+}
+
+// TestNetworkEstimatorNeedsAModel: depth.estimator network with an empty store is an
+// error that says how to get a model; auto falls back to SGBM.
+func TestNetworkEstimatorNeedsAModel(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Backend = "cpu"
+	cfg.Depth.Estimator = "network"
+	d := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	if _, err := d.openNetwork(); err == nil || !strings.Contains(err.Error(), "edgedepth import") {
+		t.Fatalf("network without a model: %v", err)
+	}
+	cfg.Depth.Estimator = "auto"
+	d = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	if n, err := d.openNetwork(); err != nil || n != nil {
+		t.Fatalf("auto without a model: %v %v, want SGBM", n, err)
+	}
+	if d.estimatorName() != "sgbm" {
+		t.Fatalf("estimator %q", d.estimatorName())
+	}
+}
