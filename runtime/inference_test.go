@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgedepth/edgedepth/camera/sim"
+	"github.com/edgedepth/edgedepth/depth"
 	"github.com/edgedepth/edgedepth/nn"
 	"github.com/edgedepth/edgedepth/runtime/config"
 	"github.com/edgedepth/edgedepth/trainer"
@@ -157,4 +158,32 @@ func TestNetworkEstimatorNeedsAModel(t *testing.T) {
 	if d.estimatorName() != "sgbm" {
 		t.Fatalf("estimator %q", d.estimatorName())
 	}
+}
+
+// TestCompareSGBM: the comparison runs SGBM on the pair and records how far the
+// network's depth is from it.
+func TestCompareSGBM(t *testing.T) {
+	d := networkDaemon(t)
+	cfg := sim.DefaultConfig()
+	cfg.Width, cfg.Height, cfg.Seed = 320, 96, 3
+	w, err := sim.NewWorld(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := w.Render(7)
+	r, err := d.infer(d.net, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := d.newEstimator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer est.Close()
+	d.compareSGBM(est, f, r, depth.Meta{Seq: f.Seq, Stamp: f.CaptureTime, FrameID: FrameID})
+	a := d.sgbmAgreement.Load()
+	if a == nil || a.Seq != 7 || a.Pixels < 1000 || !(a.AbsRel > 0 && a.AbsRel < 0.3) || !(a.Delta1 > 0.6) {
+		t.Fatalf("agreement %+v", a)
+	}
+	t.Logf("network against SGBM on pair 7: %+v", *a)
 }
