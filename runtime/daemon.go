@@ -461,9 +461,10 @@ func (d *Daemon) openPins(wg *sync.WaitGroup, ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case ev := <-pins.Button.Events():
-					// No action is bound to the button yet (model snapshot comes with
-					// the model store); say that it works.
 					d.log.Info("button", "component", "gpio", "event", ev)
+					if ev.Pressed {
+						d.buttonSnapshot()
+					}
 				}
 			}
 		}()
@@ -504,4 +505,19 @@ func (d *Daemon) newDispatcher() (*command.Dispatcher, error) {
 	d.registerModelCommands(disp)
 	disp.Register("pose/reset", d.poseReset, command.WithTimeout(2*time.Second))
 	return disp, nil
+}
+
+// buttonSnapshot saves the learner's weights as a model version when the button is
+// pressed (model/snapshot without MQTT); with learning off it says so in the log.
+func (d *Daemon) buttonSnapshot() {
+	if d.learner == nil {
+		d.log.Info("button: no model snapshot, continual learning is off", "component", "gpio")
+		return
+	}
+	v, err := d.learner.Snapshot("snapshot by the button")
+	if err != nil {
+		d.log.Error("button: model snapshot failed", "component", "gpio", "err", err)
+		return
+	}
+	d.log.Info("button: model snapshot", "component", "gpio", "version", v.Version)
 }
