@@ -265,6 +265,13 @@ func (d *Daemon) newSource() (camera.Source, error) {
 		return sim.NewSource(w), nil
 	case "rtsp":
 		return d.newRTSPSource()
+	case "sequence":
+		sc := d.cfg.Source.Sequence
+		seq, err := sim.OpenSequence(sc.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("source.sequence.dir: %w", err)
+		}
+		return &playbackSource{Playback: seq.Source(sc.Loop, sc.FPS), frames: seq.Len(), log: d.log}, nil
 	}
 	return nil, fmt.Errorf("source.kind: %q unknown", d.cfg.Source.Kind)
 }
@@ -520,4 +527,23 @@ func (d *Daemon) buttonSnapshot() {
 		return
 	}
 	d.log.Info("button: model snapshot", "component", "gpio", "version", v.Version)
+}
+
+// playbackSource is a recorded sequence as the daemon's source: at its end (without
+// loop) it says so and waits for the stop instead of ending, which the supervisor
+// would take for a failure and restart from frame 0.
+type playbackSource struct {
+	*sim.Playback
+	frames int
+	log    *slog.Logger
+}
+
+func (p *playbackSource) Run(ctx context.Context, emit func(camera.StereoFrame)) error {
+	err := p.Playback.Run(ctx, emit)
+	if !errors.Is(err, sim.ErrEndOfSequence) {
+		return err
+	}
+	p.log.Info("the sequence has ended: no more pairs", "component", "camera", "source", p.Name(), "frames", p.frames, "skipped", p.Skipped())
+	<-ctx.Done()
+	return nil
 }

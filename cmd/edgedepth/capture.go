@@ -34,17 +34,16 @@ it subscribes to edgedepth/<robot>/depth and edgedepth/<robot>/pose and writes
 It stops after --frames depth messages, after --seconds, or on Ctrl-C, and keeps what
 it captured. DIR must be new or empty. Start it before the daemon so that it sees the
 first frames: 'eval --live' matches output n to frame n of the sequence, which holds
-for a daemon that numbers its pairs from the sequence's first frame (the simulated rig
-of the same world as a 'sim write' sequence; see eval.LivePredictor). The broker's TLS
-and credentials come from the configuration's mqtt.* keys (--config FILE, or
-EDGEDEPTH_MQTT_* variables, as for the daemon); --broker overrides mqtt.broker_url.
-Example, the daemon on its default simulated street (640x480, seed 1):
+for a daemon that plays the sequence back (source.kind: sequence, without loop: each
+pair's seq is its frame number). The broker's TLS and credentials come from the
+configuration's mqtt.* keys (--config FILE, or EDGEDEPTH_MQTT_* variables, as for the
+daemon); --broker overrides mqtt.broker_url. Example:
 
-  edgedepth sim write --out seq --frames 300       # the same world, with ground truth
-  edgedepth capture --out cap --frames 300 &         # robot id: the host name, as the daemon
-  edgedepth run                                    # Ctrl-C once the capture ended
+  edgedepth sim write --out seq --frames 300          # or a recording with ground truth
+  edgedepth capture --robot r1 --out cap --frames 300 &
+  EDGEDEPTH_ROBOT_ID=r1 EDGEDEPTH_SOURCE_KIND=sequence EDGEDEPTH_SOURCE_SEQUENCE_DIR=seq edgedepth run
+                                                      # Ctrl-C once the capture ended
   edgedepth eval --data seq --estimator sgbm --live cap --out eval-out
-
 `
 
 // captureQueue bounds the messages waiting to be written; beyond it they are dropped

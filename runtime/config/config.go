@@ -50,8 +50,8 @@ type Config struct {
 
 // Source selects where stereo pairs come from.
 type Source struct {
-	// Kind is "sim" (the built-in simulated stereo rig) or "rtsp" (two cameras).
-	// Default: sim.
+	// Kind is "sim" (the built-in simulated stereo rig), "rtsp" (two cameras) or
+	// "sequence" (a recorded sequence on disk, played back in real time). Default: sim.
 	Kind string `yaml:"kind"`
 	// RingSize is how many pairs may wait for the depth estimator before the oldest is
 	// dropped (and counted). Default: 3, range 1–64.
@@ -59,8 +59,23 @@ type Source struct {
 	// Sim configures the simulated stereo rig (camera/sim.Config documents every key,
 	// its unit and default: scene, seed, width, height, fps, hfov_deg, baseline_m,
 	// speed_mps, far_m, texture_scale).
-	Sim  sim.Config `yaml:"sim"`
-	RTSP RTSP       `yaml:"rtsp"`
+	Sim      sim.Config `yaml:"sim"`
+	RTSP     RTSP       `yaml:"rtsp"`
+	Sequence Sequence   `yaml:"sequence"`
+}
+
+// Sequence plays back a recorded sequence (the format of `edgedepth record` and `sim
+// write`) as the source: rectified pairs at the recorded rate, each pair's seq its frame
+// number, so that `edgedepth capture` + `eval --live` can judge the daemon's own output
+// on it.
+type Sequence struct {
+	// Dir is the sequence directory (with calib.yaml). Required with kind sequence.
+	Dir string `yaml:"dir"`
+	// FPS is the playback rate in pairs per second; 0 = the recorded rate. Default 0.
+	FPS float64 `yaml:"fps"`
+	// Loop starts again at frame 0 after the last frame (seq keeps counting); without
+	// it the source stops after the last frame and the daemon idles. Default: false.
+	Loop bool `yaml:"loop"`
 }
 
 // RTSP configures a pair of RTSP cameras, or one side-by-side stream.

@@ -25,7 +25,13 @@ func (c Config) Validate() error {
 	v.oneOf("backend", c.Backend, "auto", "cuda", "cpu")
 	v.rangeF("shutdown_timeout (seconds)", c.ShutdownTimeout.Seconds(), 0.1, 300)
 
-	v.oneOf("source.kind", c.Source.Kind, "sim", "rtsp")
+	v.oneOf("source.kind", c.Source.Kind, "sim", "rtsp", "sequence")
+	if c.Source.Kind == "sequence" {
+		if c.Source.Sequence.Dir == "" {
+			v.addf("source.sequence.dir: empty: give the directory of a recorded sequence (edgedepth record or sim write)")
+		}
+		v.rangeF("source.sequence.fps", c.Source.Sequence.FPS, 0, 1000)
+	}
 	v.rangeI("source.ring_size", c.Source.RingSize, 1, 64)
 	if c.Source.Kind == "sim" {
 		var ce *sim.ConfigError
