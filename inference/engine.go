@@ -13,10 +13,7 @@ import (
 
 	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/depth"
-	"github.com/edgedepth/edgedepth/nn"
-	"github.com/edgedepth/edgedepth/nn/monodepth2"
 	"github.com/edgedepth/edgedepth/odom"
-	"github.com/edgedepth/edgedepth/tensor"
 	"github.com/edgedepth/edgedepth/trainer"
 )
 
@@ -51,24 +48,23 @@ type Result struct {
 }
 
 // Engine runs the networks for a stream of pairs. Infer is called from one goroutine;
-// Swap and ResetMotion may be called from any.
+// Swap and Version may be called from any.
 type Engine struct {
-	b tensor.Backend
-	m *monodepth2.Model
-	o Options
+	o    Options
+	nets Networks
 
-	prev    *tensor.Tensor // previous left image at the networks' size, on the backend
-	host    []float32      // planar input scratch
-	version int
+	cur, prev []float32 // planar inputs of this pair and the previous one
+	havePrev  bool
+	version   int
 
 	mu         sync.Mutex
-	pending    []nn.NamedTensor // weights to load before the next pair
+	pending    Networks // networks to switch to before the next pair
 	pendingVer int
 }
 
-// New prepares an engine for model m on backend b; m's batch norm is put in inference
-// mode. version is the store version m's weights came from (0: none).
-func New(b tensor.Backend, m *monodepth2.Model, version int, o Options) (*Engine, error) {
+// New prepares an engine on nets, whose weights are the model store's version (0:
+// none). The engine owns nets from then on (Close closes them).
+func New(nets Networks, version int, o Options) (*Engine, error) {
 	if o.Width <= 0 || o.Height <= 0 || o.Width%32 != 0 || o.Height%32 != 0 {
 		return nil, fmt.Errorf("inference: network size %dx%d: want positive multiples of 32", o.Width, o.Height)
 	}
@@ -78,17 +74,21 @@ func New(b tensor.Backend, m *monodepth2.Model, version int, o Options) (*Engine
 	if !(o.ConfidenceScale > 0) {
 		return nil, fmt.Errorf("inference: confidence scale %g must be positive", o.ConfidenceScale)
 	}
-	m.SetBatchNormTraining(false)
-	return &Engine{b: b, m: m, o: o, version: version, host: make([]float32, 3*o.Width*o.Height)}, nil
+	n := 3 * o.Width * o.Height
+	return &Engine{o: o, nets: nets, version: version, cur: make([]float32, n), prev: make([]float32, n)}, nil
 }
 
-// Swap queues new weights (a full set for the model, as the model store holds them);
-// the next Infer loads them before it runs, so no pair is computed with a mix. The
-// previous pair's image stays: the pose of the next pair is still defined.
-func (e *Engine) Swap(ts []nn.NamedTensor, version int) {
+// Swap queues new networks (new weights; made off the inference path by whoever loads
+// them); the next Infer switches to them before it runs and closes the old ones, so no
+// pair is computed with a mix. The previous pair's image stays: the pose of the next
+// pair is still defined. The engine owns nets from then on.
+func (e *Engine) Swap(nets Networks, version int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.pending, e.pendingVer = ts, version
+	if e.pending != nil {
+		e.pending.Close() // superseded before it was used
+	}
+	e.pending, e.pendingVer = nets, version
 }
 
 // Version is the store version of the weights in use.
@@ -101,89 +101,52 @@ func (e *Engine) Version() int {
 // Options are the engine's options with defaults filled in.
 func (e *Engine) Options() Options { return e.o }
 
-// apply loads queued weights.
-func (e *Engine) apply() error {
+// apply switches to queued networks.
+func (e *Engine) apply() {
 	e.mu.Lock()
-	ts, ver := e.pending, e.pendingVer
+	defer e.mu.Unlock()
+	if e.pending == nil {
+		return
+	}
+	e.nets.Close()
+	e.nets, e.version = e.pending, e.pendingVer
 	e.pending = nil
-	e.mu.Unlock()
-	if ts == nil {
-		return nil
-	}
-	if err := e.m.Params.Load(e.b, fmt.Sprintf("model version %d", ver), "", ts, nil); err != nil {
-		return fmt.Errorf("inference: swapping in version %d: %w (the previous weights stay)", ver, err)
-	}
-	e.mu.Lock()
-	e.version = ver
-	e.mu.Unlock()
-	return nil
 }
 
 // Infer runs the networks on one rectified pair.
 func (e *Engine) Infer(f camera.StereoFrame) (Result, error) {
-	if err := e.apply(); err != nil {
-		return Result{}, err
-	}
+	e.apply()
 	if f.Left.Width == 0 || f.Left.Height == 0 || f.Intrinsics.Fx <= 0 {
 		return Result{}, errors.New("inference: pair without an image or intrinsics")
 	}
 	w, h := e.o.Width, e.o.Height
 	left := trainer.ResizeImage(f.Left, w, h)
 	k := trainer.ScaleIntrinsics(f.Intrinsics, w, h)
-	PutPlanar(e.host, left)
-	cur, err := e.b.FromHost(e.host, 1, 3, h, w)
-	if err != nil {
-		return Result{}, fmt.Errorf("inference: upload: %w", err)
+	PutPlanar(e.cur, left)
+	out := Result{Left: left, K: k, Version: e.Version(), Depth: depth.Map{Width: w, Height: h, M: make([]float32, w*h)}}
+	if err := e.nets.Depth(e.cur, out.Depth.M); err != nil {
+		return Result{}, err
 	}
-	t := nn.NewTape(e.b)
-	defer t.Release()
-	var prev *tensor.Tensor
-	if e.prev != nil {
-		prev = e.prev
-	}
-	disp, aa, tr, err := trainer.Predict(t, e.m, cur, prev)
-	if err != nil {
-		e.b.Free(cur)
-		return Result{}, fmt.Errorf("inference: %w", err)
-	}
-	dep := monodepth2.DispToDepth(t, disp)
-	if err := t.Err(); err != nil {
-		e.b.Free(cur)
-		return Result{}, fmt.Errorf("inference: %w", err)
-	}
-	out := Result{Left: left, K: k, Version: e.Version()}
-	d, err := e.b.ToHost(dep.Value)
-	if err != nil {
-		e.b.Free(cur)
-		return Result{}, fmt.Errorf("inference: download depth: %w", err)
-	}
-	for i, v := range d {
+	for i, v := range out.Depth.M {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			e.b.Free(cur)
 			return Result{}, fmt.Errorf("inference: the depth network gave a non-finite value at pixel %d: the weights are damaged", i)
 		}
 	}
-	out.Depth = depth.Map{Width: w, Height: h, M: d}
-	if aa != nil {
-		a, err1 := e.b.ToHost(aa.Value)
-		tt, err2 := e.b.ToHost(tr.Value)
-		if err := errors.Join(err1, err2); err != nil {
-			e.b.Free(cur)
-			return Result{}, fmt.Errorf("inference: download pose: %w", err)
+	if e.havePrev {
+		a, t, err := e.nets.Pose(e.prev, e.cur)
+		if err != nil {
+			return Result{}, err
 		}
 		// The network's transform for the pair [prev, cur] maps points of prev into
 		// cur (trainer.TransformFromParams inverts it for a source before the
 		// target): cur_T_prev. The motion is its inverse.
 		m := odom.FromAxisAngle([3]float64{float64(a[0]), float64(a[1]), float64(a[2])},
-			[3]float64{float64(tt[0]), float64(tt[1]), float64(tt[2])}).Inverse()
+			[3]float64{float64(t[0]), float64(t[1]), float64(t[2])}).Inverse()
 		if m.IsFinite() {
 			out.Motion = &m
 		}
 	}
-	if e.prev != nil {
-		e.b.Free(e.prev)
-	}
-	e.prev = cur
+	e.cur, e.prev, e.havePrev = e.prev, e.cur, true
 
 	if f.Right.Width != 0 && f.BaselineM > 0 {
 		right := trainer.ResizeImage(f.Right, w, h)
@@ -192,13 +155,20 @@ func (e *Engine) Infer(f camera.StereoFrame) (Result, error) {
 	return out, nil
 }
 
-// Close frees the engine's tensors (not the model's).
+// Close closes the networks (and any still queued).
 func (e *Engine) Close() error {
-	if e.prev != nil {
-		e.b.Free(e.prev)
-		e.prev = nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending != nil {
+		e.pending.Close()
+		e.pending = nil
 	}
-	return nil
+	if e.nets == nil {
+		return nil
+	}
+	err := e.nets.Close()
+	e.nets = nil
+	return err
 }
 
 // PutPlanar writes packed RGB m as planar (3, H, W) floats in [0, 1] into dst, the

@@ -82,7 +82,7 @@ func LiveBench(ctx context.Context, inferB, trainB tensor.Backend, cfg LiveBench
 	if err := m.Init(inferB, 1); err != nil {
 		return LiveBenchResult{}, err
 	}
-	e, err := New(inferB, m, 0, Options{Width: cfg.Width, Height: cfg.Height})
+	e, err := New(NativeModel(inferB, m, cfg.Width, cfg.Height), 0, Options{Width: cfg.Width, Height: cfg.Height})
 	if err != nil {
 		return LiveBenchResult{}, err
 	}

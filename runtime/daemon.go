@@ -65,6 +65,9 @@ type Daemon struct {
 	// learner is the continual learner; nil when training is off (or could not
 	// start: a health warning says why).
 	learner *trainer.Continual
+	// gov is the training budget governor (governor.go); nil without the learner or
+	// with training.governor.enabled false.
+	gov *trainingGovernor
 	// store is the model store (see modelStore).
 	storeMu sync.Mutex
 	store   *trainer.Store
@@ -72,8 +75,8 @@ type Daemon struct {
 	// configuration.
 	net *network
 	// tracker is the visual odometry; nil when odom.enabled is false.
-	tracker *odom.Tracker
-	odomStats odomStats
+	tracker       *odom.Tracker
+	odomStats     odomStats
 	sgbmAgreement atomic.Pointer[telemetry.SGBMAgreement]
 	modelVersion  atomic.Int64 // the version the networks run, 0 for SGBM
 }
@@ -135,6 +138,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.checkDataDir()
 	d.startLearner()
+	d.startGovernor(src)
 	var commands *command.Dispatcher
 	if d.publisher != nil && d.cfg.Commands.Enabled {
 		if commands, err = d.newDispatcher(); err != nil {
@@ -200,6 +204,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	goSupervised(&pipe, pipeCtx, "depth", func(ctx context.Context) error {
 		return d.runDepth(ctx, ring, est)
 	})
+	if d.gov != nil {
+		// The training budget governor: started before the learner, stopped with it.
+		goSupervised(&pipe, pipeCtx, "training governor", d.runGovernor)
+	}
 	if d.learner != nil {
 		// The learner stops with the pipeline: after its current step it writes its
 		// weights to the model store, within the shutdown timeout. It computes on a
@@ -295,10 +303,11 @@ func (d *Daemon) estimatorName() string {
 	return "sgbm"
 }
 
-// backendName is where the networks compute ("cuda" or "cpu"); "cpu" for SGBM.
+// backendName is where the networks compute: "cuda" or "cpu" (native), or the ONNX
+// Runtime engine ("onnxruntime-cpu", "tensorrt", ...); "cpu" for SGBM.
 func (d *Daemon) backendName() string {
 	if d.net != nil {
-		return d.net.b.Name()
+		return d.net.kind
 	}
 	return "cpu"
 }

@@ -10,9 +10,7 @@ import (
 	"github.com/edgedepth/edgedepth/depth"
 	"github.com/edgedepth/edgedepth/inference"
 	"github.com/edgedepth/edgedepth/nn"
-	"github.com/edgedepth/edgedepth/nn/monodepth2"
 	"github.com/edgedepth/edgedepth/odom"
-	"github.com/edgedepth/edgedepth/tensor"
 	"github.com/edgedepth/edgedepth/trainer"
 )
 
@@ -36,25 +34,30 @@ type depthResult struct {
 	version int
 }
 
-// network is the daemon's depth and pose networks: an engine on a backend of its own,
-// and weights waiting to be swapped in.
+// network is the daemon's depth and pose networks: an engine, how to build networks
+// from a model store version (native or on ONNX Runtime), and networks waiting to be
+// swapped in.
 type network struct {
-	b      tensor.Backend
+	kind   string // "cpu" or "cuda" (native), or the ONNX Runtime engine's name
+	build  func(ts []nn.NamedTensor, v trainer.Version) (inference.Networks, error)
 	engine *inference.Engine // nil until a model is loaded
-	scale  float64           // the model's channel scale
+	w, h   int
+
+	buildMu sync.Mutex // serialises builds of new versions
 
 	mu      sync.Mutex
-	pending *modelWeights
+	pending *builtNetworks
 }
 
-// modelWeights are a model store version's tensors, ready to swap in.
-type modelWeights struct {
-	ts []nn.NamedTensor
-	v  trainer.Version
+// builtNetworks are a model store version's networks, ready to swap in.
+type builtNetworks struct {
+	nets inference.Networks
+	v    trainer.Version
 }
 
 // openNetwork decides where depth comes from (depth.estimator: auto | network |
-// sgbm) and, for the network, opens the backend and loads the store's active model.
+// sgbm) and, for the network, prepares the inference engine (inference: native on
+// the backend, or ONNX Runtime) with the store's active model.
 // With auto and no model in the store, depth comes from SGBM (the log says how to
 // get a model); with training on, the network takes over when the learner promotes
 // its first version.
@@ -76,10 +79,6 @@ func (d *Daemon) openNetwork() (*network, error) {
 	for _, f := range failed {
 		d.log.Error("model store: a version does not load", "component", "inference", "err", f)
 	}
-	threads := d.cfg.Depth.Network.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
-	}
 	if err != nil && !d.cfg.Training.Enabled {
 		msg := fmt.Sprintf("no model loads from the model store %s (%v): depth comes from SGBM; fill the store with `edgedepth import` or `edgedepth train --store %s`, or turn training on", s.Dir, err, s.Dir)
 		if mode == "network" {
@@ -89,66 +88,100 @@ func (d *Daemon) openNetwork() (*network, error) {
 		d.log.Info(msg, "component", "inference")
 		return nil, nil
 	}
-	b, err2 := d.openBackend(threads)
-	if err2 != nil {
-		return nil, err2
+	n := &network{}
+	n.w, n.h = d.cfg.NetworkSize()
+	if err := d.networkBuilder(n); err != nil {
+		return nil, err
 	}
-	n := &network{b: b}
 	if err != nil {
 		d.log.Info("no model in the model store yet: depth comes from SGBM until the learner promotes one", "component", "inference", "store", s.Dir)
 		return n, nil
 	}
-	if err := n.load(d.cfg, ts, v); err != nil {
+	nets, err := n.build(ts, v)
+	if err != nil {
 		return nil, err
 	}
+	if n.engine, err = inference.New(nets, v.Version, inference.Options{Width: n.w, Height: n.h}); err != nil {
+		nets.Close()
+		return nil, err
+	}
+	d.closers = append(d.closers, n)
 	d.log.Info("depth and pose from the networks", "component", "inference", "version", v.Version,
-		"channel_scale", v.ChannelScale, "size", fmt.Sprintf("%dx%d", n.engine.Options().Width, n.engine.Options().Height), "threads", threads)
+		"channel_scale", v.ChannelScale, "size", fmt.Sprintf("%dx%d", n.w, n.h), "engine", n.kind)
 	return n, nil
 }
 
-// load builds the model and engine for weights ts of store version v.
-func (n *network) load(cfg interface{ NetworkSize() (int, int) }, ts []nn.NamedTensor, v trainer.Version) error {
-	m, err := monodepth2.NewWithOptions(n.b, monodepth2.Options{ChannelScale: v.ChannelScale})
-	if err != nil {
-		return fmt.Errorf("inference: %w", err)
+// networkBuilder sets how n builds networks from weights: on the configured backend
+// (inference: native), or exported to ONNX and run by ONNX Runtime.
+func (d *Daemon) networkBuilder(n *network) error {
+	if d.cfg.Inference != "native" {
+		return d.onnxBuilder(n)
 	}
-	if err := m.Params.Load(n.b, fmt.Sprintf("model version %d", v.Version), "", ts, nil); err != nil {
-		return fmt.Errorf("inference: model store version %d does not fit the networks: %w", v.Version, err)
+	threads := d.cfg.Depth.Network.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
 	}
-	w, h := cfg.NetworkSize()
-	e, err := inference.New(n.b, m, v.Version, inference.Options{Width: w, Height: h})
+	b, err := d.openBackend(threads)
 	if err != nil {
 		return err
 	}
-	if n.engine != nil {
-		n.engine.Close()
+	n.kind = b.Name()
+	n.build = func(ts []nn.NamedTensor, v trainer.Version) (inference.Networks, error) {
+		nets, err := inference.NewNative(b, v.ChannelScale, ts, fmt.Sprintf("model version %d", v.Version), n.w, n.h)
+		if err != nil {
+			return nil, fmt.Errorf("model store version %d: %w", v.Version, err)
+		}
+		return nets, nil
 	}
-	n.engine, n.scale = e, v.ChannelScale
 	return nil
 }
 
-// offer queues weights to swap in before the next pair (the newest offer wins).
-func (n *network) offer(w *modelWeights) {
+// offer queues networks to swap in before the next pair (the newest offer wins; one
+// superseded before use is closed).
+func (n *network) offer(b *builtNetworks) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.pending = w
+	if n.pending != nil {
+		n.pending.nets.Close()
+	}
+	n.pending = b
 }
 
-// swapIn applies offered weights on the inference goroutine, between two pairs: into
-// the running engine when the architecture is the same, else by building a new model.
-func (n *network) swapIn(cfg interface{ NetworkSize() (int, int) }) (version int, swapped bool, err error) {
+// swapIn hands offered networks to the engine on the inference goroutine, between two
+// pairs (or makes the engine, for the first model).
+func (n *network) swapIn() (version int, swapped bool, err error) {
 	n.mu.Lock()
-	w := n.pending
+	b := n.pending
 	n.pending = nil
 	n.mu.Unlock()
-	if w == nil {
+	if b == nil {
 		return 0, false, nil
 	}
-	if n.engine != nil && n.scale == w.v.ChannelScale {
-		n.engine.Swap(w.ts, w.v.Version)
-		return w.v.Version, true, nil
+	if n.engine == nil {
+		e, err := inference.New(b.nets, b.v.Version, inference.Options{Width: n.w, Height: n.h})
+		if err != nil {
+			b.nets.Close()
+			return 0, false, err
+		}
+		n.engine = e
+		return b.v.Version, true, nil
 	}
-	return w.v.Version, true, n.load(cfg, w.ts, w.v)
+	n.engine.Swap(b.nets, b.v.Version)
+	return b.v.Version, true, nil
+}
+
+// Close closes the engine and anything still queued (after the pipeline stopped).
+func (n *network) Close() error {
+	n.mu.Lock()
+	if n.pending != nil {
+		n.pending.nets.Close()
+		n.pending = nil
+	}
+	n.mu.Unlock()
+	if n.engine != nil {
+		return n.engine.Close()
+	}
+	return nil
 }
 
 // infer runs the networks on one pair, and masks the published depth: pixels outside
@@ -175,25 +208,36 @@ func (d *Daemon) infer(n *network, f camera.StereoFrame) (depthResult, error) {
 	return out, nil
 }
 
-// queueVersion loads a model store version in the background and offers it to the
-// network (after a promotion, a rollback or a reset). Without a network (SGBM by
-// configuration) it does nothing.
+// queueVersion loads a model store version and builds its networks in the
+// background (an ONNX export and an engine build can take a while), then offers them
+// to the inference engine (after a promotion, a rollback or a reset). Without a
+// network (SGBM by configuration) it does nothing.
 func (d *Daemon) queueVersion(version int) {
 	n := d.net
 	if n == nil {
 		return
 	}
 	go func() {
+		fail := func(err error) {
+			d.health.Set(healthInference, fmt.Sprintf("cannot swap in model version %d: %v (the previous weights stay)", version, err))
+		}
 		s, err := d.modelStore()
 		if err != nil {
-			d.health.Set(healthInference, fmt.Sprintf("cannot swap in model version %d: %v", version, err))
+			fail(err)
 			return
 		}
 		ts, v, err := s.Load(version)
 		if err != nil {
-			d.health.Set(healthInference, fmt.Sprintf("cannot swap in model version %d: %v (the previous weights stay)", version, err))
+			fail(err)
 			return
 		}
-		n.offer(&modelWeights{ts: ts, v: v})
+		n.buildMu.Lock() // one build at a time: an export replaces the older ones
+		nets, err := n.build(ts, v)
+		n.buildMu.Unlock()
+		if err != nil {
+			fail(err)
+			return
+		}
+		n.offer(&builtNetworks{nets: nets, v: v})
 	}()
 }

@@ -3,8 +3,10 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,7 +95,7 @@ func TestRollbackSwapsInferenceWeights(t *testing.T) {
 	// The store loads in the background; the swap happens on the depth actor's side.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ver, ok, err := d.net.swapIn(d.cfg)
+		ver, ok, err := d.net.swapIn()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,4 +188,97 @@ func TestCompareSGBM(t *testing.T) {
 		t.Fatalf("agreement %+v", a)
 	}
 	t.Logf("network against SGBM on pair 7: %+v", *a)
+}
+
+// TestInferenceOnONNXRuntime: with inference: onnxruntime-cpu the daemon exports the
+// store's model to ONNX and runs it on ONNX Runtime: the same depth and motion as the
+// native networks, and a rolled-back version is exported and swapped in the same way.
+// The provider is the only difference to TensorRT on a Jetson (not run here).
+func TestInferenceOnONNXRuntime(t *testing.T) {
+	lib := os.Getenv("EDGEDEPTH_ONNXRUNTIME_LIB")
+	if lib == "" {
+		p, _ := filepath.Abs(filepath.Join("..", "third_party", "onnxruntime", "x64", "libonnxruntime.so.1"))
+		if _, err := os.Stat(p); err != nil {
+			t.Skip("no ONNX Runtime library: run `make onnxruntime` (make test does), or set EDGEDEPTH_ONNXRUNTIME_LIB")
+		}
+		lib = p
+	}
+	native := networkDaemon(t)
+	d := New(native.cfg, native.log, "test")
+	d.cfg.Inference = "onnxruntime-cpu"
+	d.cfg.Depth.Network.ONNXRuntimeLib = lib
+	n, err := d.openNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.net = n
+	defer n.Close()
+	if d.backendName() != "onnxruntime-cpu" {
+		t.Fatalf("backend %q", d.backendName())
+	}
+	cfg := sim.DefaultConfig()
+	cfg.Width, cfg.Height, cfg.Seed = 320, 96, 3
+	w, err := sim.NewWorld(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		f := w.Render(10 + i)
+		want, err := native.infer(native.net, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.infer(d.net, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var maxDiff, maxVal float64
+		for p := range want.depth.M {
+			maxDiff = max(maxDiff, math.Abs(float64(got.depth.M[p]-want.depth.M[p])))
+			maxVal = max(maxVal, math.Abs(float64(want.depth.M[p])))
+		}
+		if maxDiff > 1e-4*maxVal {
+			t.Fatalf("pair %d: ONNX Runtime depth differs by %g (max %g)", i, maxDiff, maxVal)
+		}
+		if i == 1 {
+			a, b := got.track.Motion, want.track.Motion
+			if a == nil || b == nil || math.Abs(a.T[2]-b.T[2]) > 1e-4*math.Abs(b.T[2])+1e-6 {
+				t.Fatalf("motion %v on ONNX Runtime, %v native", a, b)
+			}
+		}
+	}
+	// A second version goes through the export too.
+	s, _ := d.modelStore()
+	ts, v1, err := s.Load(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := s.Add(ts, trainer.Version{Parent: 1, ChannelScale: v1.ChannelScale, Note: "copy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.queueVersion(v2.Version)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ver, ok, err := d.net.swapIn(); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			if ver != v2.Version {
+				t.Fatalf("swapped in %d, want %d", ver, v2.Version)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("version %d never reached ONNX Runtime: %v", v2.Version, d.health.Warnings())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r, err := d.infer(d.net, w.Render(12))
+	if err != nil || r.version != v2.Version {
+		t.Fatalf("after the swap: version %d, %v", r.version, err)
+	}
+	exports, _ := os.ReadDir(filepath.Join(d.cfg.DataDir, "onnx"))
+	if len(exports) != 1 || exports[0].Name() != fmt.Sprintf("v%06d-320x96", v2.Version) {
+		t.Fatalf("exports left: %v", exports)
+	}
 }

@@ -170,7 +170,7 @@ func (d *Daemon) trainingPause(_ context.Context, raw json.RawMessage) (any, err
 	if err := d.requireLearner(); err != nil {
 		return nil, err
 	}
-	d.learner.Pause()
+	d.pauseLearner()
 	return d.learner.Status(), nil
 }
 
@@ -181,7 +181,7 @@ func (d *Daemon) trainingResume(_ context.Context, raw json.RawMessage) (any, er
 	if err := d.requireLearner(); err != nil {
 		return nil, err
 	}
-	d.learner.Resume()
+	d.resumeLearner()
 	return d.learner.Status(), nil
 }
 
@@ -205,7 +205,7 @@ func (d *Daemon) trainingSet(_ context.Context, raw json.RawMessage) (any, error
 		}
 	}
 	if a.Duty != nil {
-		if err := d.learner.SetDuty(*a.Duty); err != nil {
+		if err := d.setLearnerDuty(*a.Duty); err != nil {
 			return nil, command.InvalidArgs("duty: %v", err)
 		}
 	}

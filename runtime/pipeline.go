@@ -99,7 +99,7 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, sgbm depth.Est
 			d.learner.Offer(f)
 		}
 		if n := d.net; n != nil {
-			if v, ok, err := n.swapIn(d.cfg); err != nil {
+			if v, ok, err := n.swapIn(); err != nil {
 				d.health.Set(healthInference, err.Error())
 			} else if ok {
 				d.health.Clear(healthInference)
@@ -176,6 +176,7 @@ func (d *Daemon) runDepth(ctx context.Context, ring *camera.Ring, sgbm depth.Est
 		lat := time.Since(f.CaptureTime)
 		d.stats.observeLatency(lat)
 		d.metrics.latency.Observe(lat.Seconds())
+		d.observeInference(time.Since(t0)) // the training governor's latency input
 	}
 }
 

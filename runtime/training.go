@@ -158,6 +158,7 @@ func (d *Daemon) trainingStatus() *telemetry.TrainingStatus {
 		Duty: round(st.MeasuredDuty, 1e3), LR: st.LR,
 		Samples: st.Recent + st.Reservoir, ValidationSamples: st.Validation,
 		FramesDropped: st.FramesDropped,
+		Budget:        d.budgetStatus(),
 	}
 }
 

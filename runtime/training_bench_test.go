@@ -12,6 +12,7 @@ import (
 	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/camera/sim"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
+	"github.com/edgedepth/edgedepth/jetson/governor"
 	"github.com/edgedepth/edgedepth/runtime/config"
 )
 
@@ -20,8 +21,12 @@ import (
 // runs it (the pair offered to the learner first, as runDepth does), with the learner
 // off, at its default duty cycle (0.3) and flat out (duty 1), with the default training
 // section (128x96, channel scale 0.5, batch 4, one thread). Reported: p50, p90 and p99
-// latency in milliseconds, and the learner's steps and measured duty over the run. Run
-// it with a fixed count so that every mode sees the same frames:
+// latency in milliseconds, and the learner's steps and measured duty over the run.
+// The governor modes add the training budget governor (latency only, as off a Jetson;
+// sampling every 100 ms so that it settles within the run) for a camera of the given
+// frame period, fed with each pair's SGBM time as runDepth feeds it: they also report
+// the governor's mean duty cycle over the measured pairs and its stops. Run it with a
+// fixed count so that every mode sees the same frames:
 //
 //	go test ./runtime -run '^$' -bench DepthBesideTraining -benchtime 100x
 func BenchmarkDepthBesideTraining(b *testing.B) {
@@ -35,10 +40,13 @@ func BenchmarkDepthBesideTraining(b *testing.B) {
 		frames = append(frames, world.Render(i))
 	}
 	for _, mode := range []struct {
-		name string
-		duty float64 // 0: learning off
-		nice int
-	}{{"training-off", 0, 0}, {"duty-0.3", 0.3, 10}, {"duty-1", 1, 10}, {"duty-0.3-nice-0", 0.3, 0}, {"duty-1-nice-0", 1, 0}} {
+		name        string
+		duty        float64 // 0: learning off
+		nice        int
+		framePeriod time.Duration // the governor's camera; 0: governor off
+	}{{"training-off", 0, 0, 0}, {"duty-0.3", 0.3, 10, 0}, {"duty-1", 1, 10, 0}, {"duty-0.3-nice-0", 0.3, 0, 0}, {"duty-1-nice-0", 1, 0, 0},
+		{"duty-0.3-governor-100ms", 0.3, 10, 100 * time.Millisecond}, {"duty-1-governor-100ms", 1, 10, 100 * time.Millisecond},
+		{"duty-1-nice-0-governor-100ms", 1, 0, 100 * time.Millisecond}} {
 		b.Run(mode.name, func(b *testing.B) {
 			cfg := config.Default()
 			est, err := sgbm.New(cfg.Depth.SGBMParams())
@@ -64,6 +72,17 @@ func BenchmarkDepthBesideTraining(b *testing.B) {
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				var wg sync.WaitGroup
+				if mode.framePeriod > 0 {
+					gc := cfg.Training.GovernorConfig()
+					gc.Period = 100 * time.Millisecond
+					fp := mode.framePeriod
+					if d.gov, err = newTrainingGovernor(governorOptions{Config: gc, Root: "/", FramePeriod: func() time.Duration { return fp },
+						Learner: d.learner, Log: slog.New(slog.DiscardHandler)}); err != nil {
+						b.Fatal(err)
+					}
+					defer d.gov.Close()
+					wg.Go(func() { d.gov.run(ctx) })
+				}
 				wg.Go(func() { d.runLearner(ctx) })
 				defer func() { cancel(); wg.Wait() }()
 				// Until the learner has a batch and has stepped: it then runs at its
@@ -81,6 +100,7 @@ func BenchmarkDepthBesideTraining(b *testing.B) {
 				steps0 = d.learner.Status().Steps
 			}
 			lat := make([]time.Duration, 0, b.N)
+			var govDuty float64
 			b.ResetTimer()
 			for range b.N {
 				f := next()
@@ -92,6 +112,10 @@ func BenchmarkDepthBesideTraining(b *testing.B) {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(t0))
+				d.observeInference(lat[len(lat)-1])
+				if d.gov != nil {
+					govDuty += d.gov.g.Current().DutyCycle
+				}
 			}
 			b.StopTimer()
 			slices.Sort(lat)
@@ -105,6 +129,11 @@ func BenchmarkDepthBesideTraining(b *testing.B) {
 				st := d.learner.Status()
 				b.ReportMetric(float64(st.Steps-steps0), "train-steps")
 				b.ReportMetric(st.MeasuredDuty, "duty")
+			}
+			if d.gov != nil {
+				st := d.gov.g.Stats()
+				b.ReportMetric(govDuty/float64(b.N), "gov-duty")
+				b.ReportMetric(float64(st.Stops[governor.LimitLatency]), "gov-stops")
 			}
 		})
 	}

@@ -140,6 +140,30 @@ type TrainingStatus struct {
 	// FramesDropped counts stereo pairs the learner was offered while busy and
 	// dropped (inference never waits for it).
 	FramesDropped uint64 `json:"frames_dropped"`
+	// Budget is the training budget governor's decision; absent when the governor is
+	// off (training.governor.enabled: false).
+	Budget *TrainingBudget `json:"budget,omitempty"`
+}
+
+// TrainingBudget is the training budget governor's part of the status message: how much
+// of the time the learner may compute, and why.
+type TrainingBudget struct {
+	// DutyCycle is the fraction of time the governor allows (0 when stopped).
+	DutyCycle float64 `json:"duty_cycle"`
+	// State is "running" (at the maximum), "resuming" (growing towards it),
+	// "backing-off" (a limit holds it down) or "stopped" (training must not run).
+	State string `json:"state"`
+	// Limit is what holds the duty cycle down: "temperature", "power", "latency";
+	// absent when none does.
+	Limit string `json:"limit,omitempty"`
+	// Reason says it in words, with the values behind it.
+	Reason string `json:"reason"`
+	// OperatorPaused: an operator paused training (training/pause); the governor
+	// never resumes it, training/resume does.
+	OperatorPaused bool `json:"operator_paused,omitempty"`
+	// OperatorDuty is the ceiling an operator set with training/set duty (absent:
+	// none); the learner runs at the lower of it and DutyCycle.
+	OperatorDuty float64 `json:"operator_duty,omitempty"`
 }
 
 // MarshalJSON writes Warnings as [] when there are none: "no warnings" must not

@@ -23,7 +23,6 @@ import (
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/eval"
 	"github.com/edgedepth/edgedepth/inference"
-	"github.com/edgedepth/edgedepth/nn/monodepth2"
 	"github.com/edgedepth/edgedepth/odom"
 	"github.com/edgedepth/edgedepth/runtime/config"
 	"github.com/edgedepth/edgedepth/tensor/cpu"
@@ -149,17 +148,14 @@ func newModelPredictor(c estimatorConfig) (eval.Predictor, error) {
 	for _, f := range failed {
 		c.Log.Warn("a model version does not load", "err", f)
 	}
-	b := cpu.New(runtime.NumCPU())
-	m, err := monodepth2.NewWithOptions(b, monodepth2.Options{ChannelScale: v.ChannelScale})
+	w, h := c.Config.NetworkSize()
+	nets, err := inference.NewNative(cpu.New(runtime.NumCPU()), v.ChannelScale, ts, v.File, w, h)
 	if err != nil {
-		return nil, err
-	}
-	if err := m.Params.Load(b, v.File, "", ts, nil); err != nil {
 		return nil, fmt.Errorf("--model: version %d: %w", v.Version, err)
 	}
-	w, h := c.Config.NetworkSize()
-	e, err := inference.New(b, m, v.Version, inference.Options{Width: w, Height: h})
+	e, err := inference.New(nets, v.Version, inference.Options{Width: w, Height: h})
 	if err != nil {
+		nets.Close()
 		return nil, err
 	}
 	return &inference.NetworkPredictor{

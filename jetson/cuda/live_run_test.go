@@ -101,7 +101,7 @@ func liveMeasure(t *testing.T, infer, train tensor.Backend, minutes float64, pai
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := inference.New(infer, m, v.Version, inference.Options{Width: 320, Height: 96})
+		e, err := inference.New(inference.NativeModel(infer, m, 320, 96), v.Version, inference.Options{Width: 320, Height: 96})
 		if err != nil {
 			t.Fatal(err)
 		}

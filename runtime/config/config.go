@@ -12,6 +12,7 @@ import (
 	"github.com/edgedepth/edgedepth/camera/sim"
 	"github.com/edgedepth/edgedepth/camera/stereo"
 	"github.com/edgedepth/edgedepth/depth/sgbm"
+	"github.com/edgedepth/edgedepth/jetson/governor"
 	"github.com/edgedepth/edgedepth/jetson/gpio"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
@@ -34,6 +35,12 @@ type Config struct {
 	// (tensor/cpu), or "auto": CUDA when it opens, else the CPU with a health warning.
 	// Default: auto.
 	Backend string `yaml:"backend"`
+	// Inference runs the depth and pose networks: "native" (our own compute, on the
+	// backend above), "onnxruntime-cpu", "onnxruntime-cuda" or "tensorrt" (ONNX
+	// Runtime with that execution provider, on the networks exported to ONNX; needs
+	// libonnxruntime, see depth.network.onnxruntime_lib; TensorRT is for a Jetson's
+	// GPU build of ONNX Runtime). Training always runs native. Default: native.
+	Inference string `yaml:"inference"`
 
 	Source   Source   `yaml:"source"`
 	Depth    Depth    `yaml:"depth"`
@@ -147,6 +154,12 @@ type Network struct {
 	// is below it are published as 0 (invalid). Default: 0 (publish every pixel),
 	// range 0–1.
 	MinConfidence float64 `yaml:"min_confidence"`
+	// ONNXRuntimeLib is the libonnxruntime.so.1 for the ONNX Runtime inference
+	// engines; "" = $EDGEDEPTH_ONNXRUNTIME_LIB, then the system's loader.
+	ONNXRuntimeLib string `yaml:"onnxruntime_lib"`
+	// TensorRTFP16 lets TensorRT run layers in half precision (inference: tensorrt).
+	// Default: true.
+	TensorRTFP16 bool `yaml:"tensorrt_fp16"`
 }
 
 // Odom configures visual odometry: the camera's pose for every pair, published on
@@ -291,6 +304,39 @@ type Training struct {
 	SampleInterval time.Duration `yaml:"sample_interval"`
 	// Seed drives batch draws, augmentation and the reservoirs. Default: 1.
 	Seed int64 `yaml:"seed"`
+	// Governor makes the duty cycle follow the SoC's temperature and power and the
+	// inference latency (the training budget governor).
+	Governor Governor `yaml:"governor"`
+}
+
+// Governor configures the training budget governor (jetson/governor): while the learner
+// runs, it lowers the duty cycle before the SoC throttles or inference slows, stops
+// training above hard_limit_c (or when inference stays too slow, or the power budget is
+// exceeded at the minimum duty cycle) and resumes when the cause has cleared. Off a
+// Jetson it runs on the inference latency alone.
+type Governor struct {
+	// Enabled runs the governor whenever training runs. Default: true.
+	Enabled bool `yaml:"enabled"`
+	// The governor's keys: max_duty_cycle, min_duty_cycle, soft_limit_c,
+	// hard_limit_c, resume_c, soft_hysteresis_c, power_budget_w, latency_fraction,
+	// period, window, increase_step, decrease_factor, min_stopped, zones
+	// (jetson/governor.Config documents each, its unit and default). Here
+	// max_duty_cycle defaults to 0, which means training.duty: the duty cycle the
+	// learner runs at while every limit is clear.
+	governor.Config `yaml:",inline"`
+}
+
+// GovernorConfig is the governor's configuration with max_duty_cycle resolved: 0 means
+// training.duty, and then min_duty_cycle and increase_step are capped at it (a duty as
+// low as 0.02 must not fail for defaults the operator never set).
+func (t Training) GovernorConfig() governor.Config {
+	g := t.Governor.Config
+	if g.MaxDutyCycle == 0 {
+		g.MaxDutyCycle = t.Duty
+		g.MinDutyCycle = min(g.MinDutyCycle, t.Duty)
+		g.IncreaseStep = min(g.IncreaseStep, t.Duty)
+	}
+	return g
 }
 
 // EmbeddedBroker is the in-process MQTT broker of the zero-setup default.
@@ -315,6 +361,7 @@ func Default() Config {
 		RobotID:         "",
 		DataDir:         "data",
 		Backend:         "auto",
+		Inference:       "native",
 		LogLevel:        "info",
 		ShutdownTimeout: 5 * time.Second,
 		Source: Source{
@@ -335,6 +382,7 @@ func Default() Config {
 			PreviewRateHz:  2,
 			PreviewQuality: 75,
 			SGBM:           sgbm.DefaultParams(),
+			Network:        Network{TensorRTFP16: true},
 		},
 		MQTT: MQTT{
 			Enabled: true,
@@ -352,6 +400,7 @@ func Default() Config {
 			Keep: 10, Width: 128, Height: 96, Batch: 4, ChannelScale: 0.5, LR: 1e-4, L2SPWeight: 0.01,
 			Duty: 0.3, Threads: 1, Nice: 10, RecentSamples: 32, ReservoirSamples: 256, ValidationSamples: 32,
 			ValidationEvery: 10, GuardEvery: 50, MinMotion: 1, SampleInterval: time.Second, Seed: 1,
+			Governor: defaultGovernor(),
 		},
 		Odom: Odom{
 			Enabled: true, Refine: true, Width: 320, MinConfidence: 0.9, PyramidLevels: 3, Iterations: 10,
@@ -359,6 +408,14 @@ func Default() Config {
 		},
 		GPIO: gpio.DefaultConfig(),
 	}
+}
+
+// defaultGovernor is jetson/governor's defaults, on, with max_duty_cycle following
+// training.duty.
+func defaultGovernor() Governor {
+	g := Governor{Enabled: true, Config: governor.DefaultConfig()}
+	g.MaxDutyCycle = 0
+	return g
 }
 
 // NetworkSize is the networks' input size: depth.network's, or training's when 0.

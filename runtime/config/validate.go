@@ -23,6 +23,7 @@ func (c Config) Validate() error {
 	}
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	v.oneOf("backend", c.Backend, "auto", "cuda", "cpu")
+	v.oneOf("inference", c.Inference, "native", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt")
 	v.rangeF("shutdown_timeout (seconds)", c.ShutdownTimeout.Seconds(), 0.1, 300)
 
 	v.oneOf("source.kind", c.Source.Kind, "sim", "rtsp", "sequence")
@@ -163,6 +164,12 @@ func (c Config) Validate() error {
 		v.rangeF("training.guard_tolerance", t.GuardTolerance, 0, 1)
 		v.rangeF("training.min_motion", t.MinMotion, 0, 255)
 		v.rangeF("training.sample_interval (seconds)", t.SampleInterval.Seconds(), 0, 3600)
+		// The governor's own Validate names its keys (governor.hard_limit_c, ...). With
+		// max_duty_cycle 0 (training.duty) a bad training.duty is reported above only.
+		dutyOK := t.Governor.MaxDutyCycle != 0 || (t.Duty > 0 && t.Duty <= 1)
+		if err := t.GovernorConfig().Validate(); t.Governor.Enabled && dutyOK && err != nil {
+			v.addf("training.%v", err)
+		}
 	}
 	if !c.GPIO.Empty() {
 		if err := c.GPIO.Validate(); err != nil {
