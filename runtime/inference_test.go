@@ -51,16 +51,23 @@ func networkDaemon(t *testing.T) *Daemon {
 	return d
 }
 
-// TestRollbackSwapsInferenceWeights: a version made active by model/rollback reaches
-// inference between two pairs, and the pair after it is computed with it alone.
-func TestRollbackSwapsInferenceWeights(t *testing.T) {
-	d := networkDaemon(t)
+// unseenStreet is the simulated street the test model did not train on, at its size.
+func unseenStreet(t *testing.T) *sim.World {
+	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Width, cfg.Height, cfg.Seed = 320, 96, 3
 	w, err := sim.NewWorld(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// TestRollbackSwapsInferenceWeights: a version made active by model/rollback reaches
+// inference between two pairs, and the pair after it is computed with it alone.
+func TestRollbackSwapsInferenceWeights(t *testing.T) {
+	d := networkDaemon(t)
+	w := unseenStreet(t)
 	f := w.Render(5)
 	a, err := d.infer(d.net, f)
 	if err != nil {
@@ -166,12 +173,7 @@ func TestNetworkEstimatorNeedsAModel(t *testing.T) {
 // network's depth is from it.
 func TestCompareSGBM(t *testing.T) {
 	d := networkDaemon(t)
-	cfg := sim.DefaultConfig()
-	cfg.Width, cfg.Height, cfg.Seed = 320, 96, 3
-	w, err := sim.NewWorld(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := unseenStreet(t)
 	f := w.Render(7)
 	r, err := d.infer(d.net, f)
 	if err != nil {
@@ -216,12 +218,7 @@ func TestInferenceOnONNXRuntime(t *testing.T) {
 	if d.backendName() != "onnxruntime-cpu" {
 		t.Fatalf("backend %q", d.backendName())
 	}
-	cfg := sim.DefaultConfig()
-	cfg.Width, cfg.Height, cfg.Seed = 320, 96, 3
-	w, err := sim.NewWorld(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := unseenStreet(t)
 	for i := range 2 {
 		f := w.Render(10 + i)
 		want, err := native.infer(native.net, f)

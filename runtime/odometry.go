@@ -33,16 +33,10 @@ type odomStats struct {
 
 // newTracker builds the odometry of the configuration; nil when it is off.
 func (d *Daemon) newTracker() *odom.Tracker {
-	o := d.cfg.Odom
-	if !o.Enabled {
+	if !d.cfg.Odom.Enabled {
 		return nil
 	}
-	return odom.NewTracker(odom.TrackerConfig{
-		Refine:            o.Refine,
-		Refinement:        odom.RefineOptions{Levels: o.PyramidLevels, Iterations: o.Iterations},
-		KeyframeDistanceM: o.KeyframeDistanceM, KeyframeAngleDeg: o.KeyframeAngleDeg,
-		MaxGap: o.MaxGap, MaxSpeedMPS: o.MaxSpeedMPS, MaxTurnDegPerS: o.MaxTurnDegPerS,
-	})
+	return odom.NewTracker(d.cfg.Odom.TrackerConfig())
 }
 
 // track adds the pair to the trajectory and publishes its pose, tracking at

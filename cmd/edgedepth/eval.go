@@ -111,12 +111,7 @@ func newTracker(c config.Odom) *odom.Tracker {
 	if !c.Enabled {
 		return nil
 	}
-	return odom.NewTracker(odom.TrackerConfig{
-		Refine:            c.Refine,
-		Refinement:        odom.RefineOptions{Levels: c.PyramidLevels, Iterations: c.Iterations},
-		KeyframeDistanceM: c.KeyframeDistanceM, KeyframeAngleDeg: c.KeyframeAngleDeg,
-		MaxGap: c.MaxGap, MaxSpeedMPS: c.MaxSpeedMPS, MaxTurnDegPerS: c.MaxTurnDegPerS,
-	})
+	return odom.NewTracker(c.TrackerConfig())
 }
 
 // newSGBMPredictor is SGBM depth as the daemon computes it (the configuration's

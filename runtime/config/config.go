@@ -14,6 +14,7 @@ import (
 	"github.com/edgedepth/edgedepth/depth/sgbm"
 	"github.com/edgedepth/edgedepth/jetson/governor"
 	"github.com/edgedepth/edgedepth/jetson/gpio"
+	"github.com/edgedepth/edgedepth/odom"
 	"github.com/edgedepth/edgedepth/telemetry"
 )
 
@@ -462,4 +463,14 @@ func (d Depth) SGBMParams() sgbm.Params {
 	p := d.SGBM
 	p.MinDepthM, p.MaxDepthM = d.MinDepthM, d.MaxDepthM
 	return p
+}
+
+// TrackerConfig is the odometry's configuration (odom.Tracker) of these keys.
+func (o Odom) TrackerConfig() odom.TrackerConfig {
+	return odom.TrackerConfig{
+		Refine:            o.Refine,
+		Refinement:        odom.RefineOptions{Levels: o.PyramidLevels, Iterations: o.Iterations},
+		KeyframeDistanceM: o.KeyframeDistanceM, KeyframeAngleDeg: o.KeyframeAngleDeg,
+		MaxGap: o.MaxGap, MaxSpeedMPS: o.MaxSpeedMPS, MaxTurnDegPerS: o.MaxTurnDegPerS,
+	}
 }
