@@ -12,7 +12,7 @@ TEST_DEBS := $(RUN_DEBS) mosquitto mosquitto-clients ffmpeg opencv-doc systemd p
 	gstreamer1.0-tools gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 
-.PHONY: help run build test bench fuzz vet deps test-deps onnxruntime clean
+.PHONY: help run build build-jetson test bench fuzz vet deps test-deps onnxruntime clean
 
 # ONNX Runtime for jetson/trt's tests and benchmarks: the CPU build (libonnxruntime.so.1)
 # that the npm package onnxruntime-node ships for linux x64 and arm64; Debian has none.
@@ -34,6 +34,18 @@ run: deps build ## build and run the daemon on configs/default.yaml (CONFIG=file
 
 build: ## build bin/edgedepth
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgedepth
+
+# A Jetson build is native: edgedepth links OpenCV and libavcodec through cgo, and
+# Debian's libopencv-dev cannot be installed for arm64 beside amd64 (it is not
+# multi-arch), so an x86 machine has no arm64 OpenCV to cross-link. The CUDA and
+# ONNX Runtime libraries are loaded at run time (dlopen), so nothing of JetPack is
+# needed to build.
+build-jetson: ## on the Jetson (arm64): build bin/edgedepth natively, then say how to check it
+	@[ "$$(uname -m)" = aarch64 ] || { echo "make build-jetson runs on the Jetson itself (arm64), or in an arm64 container of its Ubuntu: an x86 machine has no arm64 OpenCV to link (see the Makefile). Copy the source to the board and run it there." >&2; exit 1; }
+	@[ -e /etc/nv_tegra_release ] || echo "warning: no /etc/nv_tegra_release: this arm64 machine is not a Jetson (building anyway)" >&2
+	@DEBS="$(RUN_DEBS)" sh scripts/debs.sh
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgedepth
+	@echo "built $(BIN) for $$(uname -m); check the board with: $(BIN) doctor"
 
 # Packages are tested one at a time (-p 1): the end-to-end tests measure real-time
 # behaviour (resume within 5 s, a camera 100 ms late) that a CPU-heavy package testing
