@@ -52,3 +52,16 @@ func (a *Adam) Step(b tensor.Backend, params []*Param) error {
 	}
 	return nil
 }
+
+// Reset forgets the moments and the step count (freeing the moment tensors), so that
+// the next Step starts as from a new optimiser: for weights that were replaced by
+// others (a rollback), whose moments belong to another trajectory.
+func (a *Adam) Reset(b tensor.Backend) {
+	for _, m := range a.m {
+		b.Free(m)
+	}
+	for _, v := range a.v {
+		b.Free(v)
+	}
+	a.m, a.v, a.step = nil, nil, 0
+}

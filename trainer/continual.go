@@ -762,7 +762,9 @@ func (c *Continual) Guard(ctx context.Context) (GuardDecision, bool, error) {
 		// what the next judgement compares against.
 		c.activeVersion = d.Version
 	} else {
-		// The model already holds the active weights: that is the rollback.
+		// The model already holds the active weights: that is the rollback. Adam's
+		// moments belong to the rejected weights: start them afresh.
+		c.tr.ResetOptimizer()
 		saved, err := c.store.Add(cur, v)
 		if err == nil {
 			d.Version = saved.Version
@@ -897,6 +899,7 @@ func (c *Continual) Activate(version int) (Version, error) {
 	if err := c.store.SetActive(version); err != nil {
 		return Version{}, err
 	}
+	c.tr.ResetOptimizer()
 	c.active, c.activeVersion = ts, version
 	c.sinceGuard, c.sinceSave = 0, 0
 	c.mu.Lock()

@@ -188,6 +188,9 @@ func TestGuardPromotesBetterAndRollsBackWorse(t *testing.T) {
 	if !sameWeights(r.weights(t), learned) {
 		t.Error("the learner was not rolled back to the active version's weights")
 	}
+	if n := trainer.ContinualOptimizerSteps(c); n != 0 {
+		t.Errorf("Adam's moments have seen %d steps after the rollback, want 0 (they were the rejected weights')", n)
+	}
 	st := c.Status()
 	if st.Promotions != 1 || st.Rollbacks != 1 || st.ActiveVersion != d.Version || st.LastGuard == nil || st.LastGuard.Version != d2.Version {
 		t.Errorf("status %+v", st)

@@ -19,3 +19,6 @@ func SetContinualHooks(c *Continual, state func(string), batch func(ids []string
 
 // ContinualBuffers returns the learner's replay buffer and held-out set.
 func ContinualBuffers(c *Continual) (replay, validation *ReplayBuffer) { return c.replay, c.val }
+
+// ContinualOptimizerSteps is the number of steps Adam's moments have seen.
+func ContinualOptimizerSteps(c *Continual) int { return c.tr.adam.Steps() }

@@ -87,6 +87,11 @@ func (tr *Trainer) Anchor() error {
 	return nil
 }
 
+// ResetOptimizer forgets Adam's moments: call it when the model's weights were
+// replaced by others (a rollback, another version made active), whose optimiser
+// state the old moments are not. The step count and schedule go on.
+func (tr *Trainer) ResetOptimizer() { tr.adam.Reset(tr.B) }
+
 // Steps is the number of steps taken (skipped steps not counted); SetSteps
 // continues a schedule after a resume.
 func (tr *Trainer) Steps() int { return tr.steps }
