@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgedepth/edgedepth/camera"
 	"github.com/edgedepth/edgedepth/camera/calib3d"
+	"github.com/edgedepth/edgedepth/internal/atomicfile"
 )
 
 // FramePair is one left/right pair of images taken at the same time: raw (as the
@@ -784,7 +785,6 @@ func SaveWithBackup(path string, s Stereo) (backupPath string, err error) {
 	if err := s.Validate(); err != nil {
 		return "", err
 	}
-	dir := filepath.Dir(path)
 	mode := os.FileMode(0o644)
 	old, err := os.Open(path)
 	switch {
@@ -806,35 +806,8 @@ func SaveWithBackup(path string, s Stereo) (backupPath string, err error) {
 		return "", fmt.Errorf("calib: save: %w", err)
 	}
 
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(path, mode, func(w io.Writer) error { return WriteOpenCVYAML(w, s) }); err != nil {
 		return backupPath, fmt.Errorf("calib: save: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := WriteOpenCVYAML(tmp, s); err != nil {
-		return backupPath, fmt.Errorf("calib: save: %w", err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return backupPath, fmt.Errorf("calib: save: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return backupPath, fmt.Errorf("calib: save: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return backupPath, fmt.Errorf("calib: save: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return backupPath, fmt.Errorf("calib: save: %w", err)
-	}
-	done = true
-	if err := syncDir(dir); err != nil {
-		return backupPath, fmt.Errorf("calib: save: %s written, but syncing its directory failed: %w", path, err)
 	}
 	return backupPath, nil
 }
@@ -873,6 +846,7 @@ func backup(old *os.File, path string, mode os.FileMode) (string, error) {
 	}
 }
 
+// syncDir makes a directory's entries (a new file's name) durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
