@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/edgedepth/edgedepth/camera"
@@ -185,33 +186,51 @@ func PutPlanar(dst []float32, m camera.Image) {
 // StereoConfidence scores every depth pixel of the left image by how well the right
 // image agrees: the pixel at column x and depth z appears in the right image at
 // x − fB/z (fB: focal length in pixels times baseline in metres), sampled linearly;
-// the mean absolute RGB difference e gives exp(−e/scale). A pixel whose match falls
-// outside the right image gets 0.
+// the mean absolute RGB difference e gives exp(−e/scale), read from a table in steps
+// of 1/16 grey level. A pixel whose match falls outside the right image gets 0. Rows
+// are spread over GOMAXPROCS goroutines.
 func StereoConfidence(left, right camera.Image, d depth.Map, fB, scale float64) []float32 {
 	w, h := d.Width, d.Height
 	conf := make([]float32, w*h)
-	inv := float32(1 / (255 * 3 * scale))
-	for y := range h {
-		row := 3 * y * w
-		for x := range w {
-			z := d.M[y*w+x]
-			if z <= 0 {
-				continue
+	// e is the sum of three absolute differences of 0–255 levels: 0–765.
+	const steps = 16
+	lut := make([]float32, 765*steps+2)
+	for i := range lut {
+		lut[i] = float32(math.Exp(-float64(i) / steps / (255 * 3 * scale)))
+	}
+	rows := func(y0, y1 int) {
+		for y := y0; y < y1; y++ {
+			row := 3 * y * w
+			for x := range w {
+				z := d.M[y*w+x]
+				if z <= 0 {
+					continue
+				}
+				xr := float32(x) - float32(fB)/z
+				if !(xr >= 0 && xr <= float32(w-1)) {
+					continue
+				}
+				x0 := int(xr)
+				fr := xr - float32(x0)
+				x1 := min(x0+1, w-1)
+				l, a, b := left.Pix[row+3*x:], right.Pix[row+3*x0:], right.Pix[row+3*x1:]
+				var e float32
+				for c := range 3 {
+					diff := float32(l[c]) - ((1-fr)*float32(a[c]) + fr*float32(b[c]))
+					if diff < 0 {
+						diff = -diff
+					}
+					e += diff
+				}
+				conf[y*w+x] = lut[int(e*steps+0.5)]
 			}
-			xr := float64(x) - fB/float64(z)
-			if xr < 0 || xr > float64(w-1) {
-				continue
-			}
-			x0 := int(xr)
-			fr := float32(xr - float64(x0))
-			x1 := min(x0+1, w-1)
-			var e float32
-			for c := range 3 {
-				r := (1-fr)*float32(right.Pix[row+3*x0+c]) + fr*float32(right.Pix[row+3*x1+c])
-				e += float32(math.Abs(float64(float32(left.Pix[row+3*x+c]) - r)))
-			}
-			conf[y*w+x] = float32(math.Exp(float64(-e * inv)))
 		}
 	}
+	workers := min(runtime.GOMAXPROCS(0), h)
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Go(func() { rows(k*h/workers, (k+1)*h/workers) })
+	}
+	wg.Wait()
 	return conf
 }
