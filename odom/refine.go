@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/edgedepth/edgedepth/camera"
 )
@@ -289,11 +291,14 @@ func Refine(ref, cur *Frame, init Pose, o RefineOptions) (RefineResult, error) {
 			res.Iterations++
 			// Compare mean costs: points that leave the image must not look like
 			// progress.
-			if cand.n >= 12 && cand.cost/float64(cand.n) <= last.cost/float64(last.n) {
+			if was, now := last.cost/float64(last.n), cand.cost/float64(cand.n); cand.n >= 12 && now <= was {
 				T, last = next, cand
 				lambda /= 4
 				if lambda < 1e-6 {
 					lambda = 0
+				}
+				if was-now < 1e-3*was {
+					break // converged: less than 0.1 % better
 				}
 			} else {
 				if lambda == 0 {
@@ -306,7 +311,7 @@ func Refine(ref, cur *Frame, init Pose, o RefineOptions) (RefineResult, error) {
 				}
 				continue
 			}
-			if norm([3]float64{step[0], step[1], step[2]}) < 1e-6 && norm([3]float64{step[3], step[4], step[5]}) < 1e-7 {
+			if norm([3]float64{step[0], step[1], step[2]}) < 1e-4 && norm([3]float64{step[3], step[4], step[5]}) < 1e-5 {
 				break
 			}
 		}
@@ -345,12 +350,42 @@ type system struct {
 }
 
 // linearize evaluates the residuals of the reference points under T and the normal
-// equations for a left perturbation T ← Exp(ξ)·T, ξ = (v, ω).
+// equations for a left perturbation T ← Exp(ξ)·T, ξ = (v, ω), spreading the points
+// over up to GOMAXPROCS goroutines (at least 1,000 points each).
 func linearize(rl, cl *level, T Pose, delta float64) system {
+	workers := min(runtime.GOMAXPROCS(0), len(rl.pts)/1000)
+	if workers <= 1 {
+		return linearizePoints(rl.pts, cl, T, delta)
+	}
+	parts := make([]system, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		pts := rl.pts[i*len(rl.pts)/workers : (i+1)*len(rl.pts)/workers]
+		wg.Go(func() { parts[i] = linearizePoints(pts, cl, T, delta) })
+	}
+	wg.Wait()
+	s := parts[0]
+	for _, p := range parts[1:] {
+		for a := range 6 {
+			s.g[a] += p.g[a]
+			for b := range 6 {
+				s.h[a][b] += p.h[a][b]
+			}
+		}
+		s.cost += p.cost
+		s.wsq += p.wsq
+		s.sq += p.sq
+		s.n += p.n
+	}
+	return s
+}
+
+// linearizePoints is linearize over some of the reference points.
+func linearizePoints(pts []refPoint, cl *level, T Pose, delta float64) system {
 	var s system
 	k := cl.k
 	maxU, maxV := float64(cl.w-1)-1e-6, float64(cl.h-1)-1e-6
-	for _, p := range rl.pts {
+	for _, p := range pts {
 		q := T.Apply(p.p)
 		if q[2] < 1e-3 {
 			continue
