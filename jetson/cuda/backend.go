@@ -30,9 +30,10 @@ type Options struct {
 	// CacheDir keeps compiled kernels between runs; "" keeps none (default:
 	// DefaultCacheDir(), or EDGEDEPTH_CUDA_CACHE_DIR; "off" there disables it).
 	CacheDir string
-	// TF32 lets cuBLAS multiply float32 matrices on the tensor cores with TF32 inputs
-	// (10-bit mantissas): several times faster, about 1e-3 relative error. Default off,
-	// for parity with the CPU backend and PyTorch's default.
+	// TF32 lets cuBLAS and cuDNN multiply float32 matrices and convolve on the tensor
+	// cores with TF32 inputs (10-bit mantissas): several times faster, about 1e-3
+	// relative error. Default off (or EDGEDEPTH_CUDA_TF32=1), for parity with the CPU
+	// backend and PyTorch's default.
 	TF32 bool
 	// PoolBytes is how much freed device memory is kept for reuse, in bytes (default:
 	// a quarter of the GPU's memory).
@@ -40,6 +41,19 @@ type Options struct {
 	// SyncEveryLaunch waits for every kernel to finish, so that a failing kernel's error
 	// names it instead of a later call (debugging; default off, or EDGEDEPTH_CUDA_SYNC=1).
 	SyncEveryLaunch bool
+	// Conv selects how convolutions run: "auto" uses cuDNN for batches above 1 when it
+	// loads and has the convolution API, and im2col + cuBLAS at batch 1 (where cuDNN's
+	// per-call cost makes it slower) or without cuDNN; "cudnn" uses cuDNN wherever it can, and
+	// makes Open fail without a usable cuDNN; "im2col" never uses cuDNN (default
+	// "auto", or EDGEDEPTH_CUDA_CONV).
+	Conv string
+	// ConvSearch is how cuDNN's algorithm is chosen, once per shape and direction:
+	// "heuristic" asks cuDNN's heuristics, "find" times every algorithm on the first
+	// call (default "heuristic", or EDGEDEPTH_CUDA_CONV_SEARCH).
+	ConvSearch string
+	// ConvWorkspaceBytes bounds the workspace of one cuDNN call, in bytes (default:
+	// 1 GiB, at most a sixteenth of the GPU's memory).
+	ConvWorkspaceBytes int64
 }
 
 // DefaultOptions are the options of the registered "cuda" backend: the defaults above
@@ -61,7 +75,15 @@ func DefaultOptions() Options {
 		o.CacheDir = v
 	}
 	o.SyncEveryLaunch = os.Getenv("EDGEDEPTH_CUDA_SYNC") == "1"
+	o.TF32 = os.Getenv("EDGEDEPTH_CUDA_TF32") == "1"
+	o.Conv = os.Getenv("EDGEDEPTH_CUDA_CONV")
+	o.ConvSearch = os.Getenv("EDGEDEPTH_CUDA_CONV_SEARCH")
 	return o
+}
+
+// validate checks the options that name a choice, naming the field and its variable.
+func (o Options) validate() error {
+	return errors.Join(validConv(o.Conv), validSearch(o.ConvSearch))
 }
 
 // Backend runs tensor ops on one NVIDIA GPU. Its methods may be called from any
@@ -83,10 +105,15 @@ type Backend struct {
 	modules       map[string]cuModule
 	funcs         map[string]cuFunction
 	pool          *pool
+	dnn           *dnnState // nil: convolutions run on im2col
 	stats         struct {
 		compiles, cacheHits int
 		cacheErr            error
 	}
+
+	// convImpl is ConvImpl's answer; dnnWhy why cuDNN cannot serve convolutions ("" if
+	// it can), both settled before the owner starts.
+	convImpl, dnnWhy, dnnVersion string
 
 	closed atomic.Bool
 }
@@ -97,6 +124,9 @@ var _ tensor.Backend = (*Backend)(nil)
 // Without a usable CUDA it returns an error wrapping ErrUnavailable (and ErrNoDriver
 // where libcuda itself is missing); it never panics.
 func Open(opts Options) (*Backend, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	info := probe(opts)
 	if info.Err != nil {
 		return nil, info.Err
@@ -111,6 +141,12 @@ func Open(opts Options) (*Backend, error) {
 		nvrtcVersion:  info.NVRTC.Version,
 		modules:       map[string]cuModule{},
 		funcs:         map[string]cuFunction{},
+		convImpl:      ConvIm2col,
+		dnnWhy:        cudnnUsable(info.CUDNN),
+		dnnVersion:    info.CUDNN.Version,
+	}
+	if opts.Conv == ConvCUDNN && b.dnnWhy != "" {
+		return nil, fmt.Errorf("cuda: Options.Conv (EDGEDEPTH_CUDA_CONV) is %s, but cuDNN cannot serve: %s", ConvCUDNN, b.dnnWhy)
 	}
 	supported, err := nvrtcSupportedArchs()
 	if err != nil {
@@ -168,7 +204,31 @@ func (b *Backend) setup() (err error) {
 	if b.opts.TF32 {
 		mode = blasTF32Math
 	}
-	return cublasSetMathMode(b.blas, mode)
+	if err = cublasSetMathMode(b.blas, mode); err != nil {
+		return err
+	}
+	if b.opts.Conv == ConvIm2col {
+		return nil
+	}
+	if b.dnnWhy == "" {
+		// The cuDNN handle belongs to this goroutine's thread and context, and runs on
+		// the one stream like everything else.
+		if err = b.setupCUDNN(b.dnnVersion); err != nil {
+			if b.opts.Conv == ConvCUDNN {
+				return err
+			}
+			b.dnnWhy, err = err.Error(), nil
+		} else {
+			undo = append(undo, b.closeCUDNN)
+			b.convImpl = fmt.Sprintf("cudnn %s (%s)", b.dnnVersion, b.dnn.search)
+			if b.dnn.batched {
+				b.convImpl += ", im2col at batch 1"
+			}
+			return nil
+		}
+	}
+	b.convImpl = ConvIm2col + " (cuDNN not used: " + b.dnnWhy + ")"
+	return nil
 }
 
 // Name implements tensor.Backend.
@@ -194,7 +254,7 @@ func (b *Backend) Close() error {
 			errs = append(errs, cuModuleUnload(m))
 		}
 		b.modules, b.funcs = nil, nil
-		errs = append(errs, cublasDestroy(b.blas), cuStreamDestroy(b.stream), cuDevicePrimaryCtxRelease(b.device))
+		errs = append(errs, b.closeCUDNN(), cublasDestroy(b.blas), cuStreamDestroy(b.stream), cuDevicePrimaryCtxRelease(b.device))
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Errorf("cuda: close: %w", err)
 		}

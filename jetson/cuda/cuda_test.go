@@ -30,7 +30,7 @@ func openOrSkip(t *testing.T, mod func(*Options)) *Backend {
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	t.Logf("GPU %d: %s, sm_%d, kernels for %s", b.dev.Index, b.dev.Name, b.dev.SM, b.Target())
+	t.Logf("GPU %d: %s, sm_%d, kernels for %s, convolutions: %s", b.dev.Index, b.dev.Name, b.dev.SM, b.Target(), b.ConvImpl())
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
 			t.Errorf("close: %v", err)
@@ -48,6 +48,7 @@ func TestConformance(t *testing.T) {
 	if live := waitLive(b, start); live != start {
 		t.Errorf("%d device buffers still live after the suite (started with %d)", live, start)
 	}
+	t.Logf("%s", b.convSummary())
 }
 
 // waitLive collects garbage until the backend's live count reaches want or stops

@@ -26,6 +26,25 @@ typedef int nvrtcResult;
 typedef void *nvrtcProgram;
 typedef int cublasStatus_t;
 typedef void *cublasHandle_t;
+typedef int cudnnStatus_t;
+typedef void *cudnnHandle_t;
+typedef void *cudnnTensorDescriptor_t;
+typedef void *cudnnFilterDescriptor_t;
+typedef void *cudnnConvolutionDescriptor_t;
+
+// cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionBwdDataAlgoPerf_t and
+// cudnnConvolutionBwdFilterAlgoPerf_t (cuDNN 7 to 9) share this layout: the algorithm
+// (an enum), its status, its time in milliseconds (Find) or -1 (heuristics), its
+// workspace in bytes, cudnnDeterminism_t, cudnnMathType_t and three reserved ints.
+typedef struct {
+	int algo;
+	cudnnStatus_t status;
+	float time;
+	size_t memory;
+	int determinism;
+	int mathType;
+	int reserved[3];
+} edd_conv_perf;
 
 // Returned by a wrapper whose function was not found in its library.
 #define EDD_NOT_LOADED (-10000)
@@ -83,8 +102,63 @@ static cublasStatus_t (*p_cublasSgemmStridedBatched)(cublasHandle_t, int, int, i
 	const float *, const float *, int, long long, const float *, int, long long,
 	const float *, float *, int, long long, int);
 
-// --- cuDNN (only its version, for now)
+// --- cuDNN: its version, and the legacy convolution API (cudnn_cnn / cudnn_ops,
+// cuDNN 8 and 9). Descriptors are opaque pointers; enums are ints.
 static size_t (*p_cudnnGetVersion)(void);
+static cudnnStatus_t (*p_cudnnCreate)(cudnnHandle_t *);
+static cudnnStatus_t (*p_cudnnDestroy)(cudnnHandle_t);
+static cudnnStatus_t (*p_cudnnSetStream)(cudnnHandle_t, CUstream);
+static cudnnStatus_t (*p_cudnnCreateTensorDescriptor)(cudnnTensorDescriptor_t *);
+static cudnnStatus_t (*p_cudnnSetTensor4dDescriptor)(cudnnTensorDescriptor_t, int format, int dataType,
+	int n, int c, int h, int w);
+static cudnnStatus_t (*p_cudnnDestroyTensorDescriptor)(cudnnTensorDescriptor_t);
+static cudnnStatus_t (*p_cudnnCreateFilterDescriptor)(cudnnFilterDescriptor_t *);
+// Note the order: the data type comes before the format here, after it for tensors.
+static cudnnStatus_t (*p_cudnnSetFilter4dDescriptor)(cudnnFilterDescriptor_t, int dataType, int format,
+	int k, int c, int h, int w);
+static cudnnStatus_t (*p_cudnnDestroyFilterDescriptor)(cudnnFilterDescriptor_t);
+static cudnnStatus_t (*p_cudnnCreateConvolutionDescriptor)(cudnnConvolutionDescriptor_t *);
+static cudnnStatus_t (*p_cudnnSetConvolution2dDescriptor)(cudnnConvolutionDescriptor_t, int padH, int padW,
+	int strideH, int strideW, int dilationH, int dilationW, int mode, int computeType);
+static cudnnStatus_t (*p_cudnnSetConvolutionGroupCount)(cudnnConvolutionDescriptor_t, int);
+static cudnnStatus_t (*p_cudnnSetConvolutionMathType)(cudnnConvolutionDescriptor_t, int);
+static cudnnStatus_t (*p_cudnnDestroyConvolutionDescriptor)(cudnnConvolutionDescriptor_t);
+// Forward: (x, w) -> y.
+static cudnnStatus_t (*p_cudnnGetConvolutionForwardAlgorithm_v7)(cudnnHandle_t, cudnnTensorDescriptor_t,
+	cudnnFilterDescriptor_t, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, int *, edd_conv_perf *);
+static cudnnStatus_t (*p_cudnnFindConvolutionForwardAlgorithmEx)(cudnnHandle_t, cudnnTensorDescriptor_t, const void *,
+	cudnnFilterDescriptor_t, const void *, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, void *,
+	int, int *, edd_conv_perf *, void *, size_t);
+static cudnnStatus_t (*p_cudnnGetConvolutionForwardWorkspaceSize)(cudnnHandle_t, cudnnTensorDescriptor_t,
+	cudnnFilterDescriptor_t, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, size_t *);
+static cudnnStatus_t (*p_cudnnConvolutionForward)(cudnnHandle_t, const void *alpha, cudnnTensorDescriptor_t, const void *,
+	cudnnFilterDescriptor_t, const void *, cudnnConvolutionDescriptor_t, int, void *, size_t, const void *beta,
+	cudnnTensorDescriptor_t, void *);
+// Backward data: (w, dy) -> dx.
+static cudnnStatus_t (*p_cudnnGetConvolutionBackwardDataAlgorithm_v7)(cudnnHandle_t, cudnnFilterDescriptor_t,
+	cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, int *, edd_conv_perf *);
+static cudnnStatus_t (*p_cudnnFindConvolutionBackwardDataAlgorithmEx)(cudnnHandle_t, cudnnFilterDescriptor_t, const void *,
+	cudnnTensorDescriptor_t, const void *, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, void *,
+	int, int *, edd_conv_perf *, void *, size_t);
+static cudnnStatus_t (*p_cudnnGetConvolutionBackwardDataWorkspaceSize)(cudnnHandle_t, cudnnFilterDescriptor_t,
+	cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, size_t *);
+static cudnnStatus_t (*p_cudnnConvolutionBackwardData)(cudnnHandle_t, const void *alpha, cudnnFilterDescriptor_t, const void *,
+	cudnnTensorDescriptor_t, const void *, cudnnConvolutionDescriptor_t, int, void *, size_t, const void *beta,
+	cudnnTensorDescriptor_t, void *);
+// Backward filter: (x, dy) -> dw.
+static cudnnStatus_t (*p_cudnnGetConvolutionBackwardFilterAlgorithm_v7)(cudnnHandle_t, cudnnTensorDescriptor_t,
+	cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t, cudnnFilterDescriptor_t, int, int *, edd_conv_perf *);
+static cudnnStatus_t (*p_cudnnFindConvolutionBackwardFilterAlgorithmEx)(cudnnHandle_t, cudnnTensorDescriptor_t, const void *,
+	cudnnTensorDescriptor_t, const void *, cudnnConvolutionDescriptor_t, cudnnFilterDescriptor_t, void *,
+	int, int *, edd_conv_perf *, void *, size_t);
+static cudnnStatus_t (*p_cudnnGetConvolutionBackwardFilterWorkspaceSize)(cudnnHandle_t, cudnnTensorDescriptor_t,
+	cudnnTensorDescriptor_t, cudnnConvolutionDescriptor_t, cudnnFilterDescriptor_t, int, size_t *);
+static cudnnStatus_t (*p_cudnnConvolutionBackwardFilter)(cudnnHandle_t, const void *alpha, cudnnTensorDescriptor_t, const void *,
+	cudnnTensorDescriptor_t, const void *, cudnnConvolutionDescriptor_t, int, void *, size_t, const void *beta,
+	cudnnFilterDescriptor_t, void *);
+// Bias gradient: dy -> db (1, O, 1, 1).
+static cudnnStatus_t (*p_cudnnConvolutionBackwardBias)(cudnnHandle_t, const void *alpha, cudnnTensorDescriptor_t, const void *,
+	const void *beta, cudnnTensorDescriptor_t, void *);
 
 // A symbol: its slot, the names to try in order (the versioned name first, separated
 // by '|'), and whether the library is unusable without it.
@@ -148,8 +222,38 @@ static edd_sym edd_syms_cublas[] = {
 	SYM(p_cublasSgemmStridedBatched, "cublasSgemmStridedBatched", 1),
 };
 
+// Only the version is required: a cuDNN without the legacy convolution API (or an
+// older one without the _v7 queries) still loads and reports itself, and convolutions
+// stay on im2col (edd_has_cudnn_conv).
 static edd_sym edd_syms_cudnn[] = {
 	SYM(p_cudnnGetVersion, "cudnnGetVersion", 1),
+	SYM(p_cudnnCreate, "cudnnCreate", 0),
+	SYM(p_cudnnDestroy, "cudnnDestroy", 0),
+	SYM(p_cudnnSetStream, "cudnnSetStream", 0),
+	SYM(p_cudnnCreateTensorDescriptor, "cudnnCreateTensorDescriptor", 0),
+	SYM(p_cudnnSetTensor4dDescriptor, "cudnnSetTensor4dDescriptor", 0),
+	SYM(p_cudnnDestroyTensorDescriptor, "cudnnDestroyTensorDescriptor", 0),
+	SYM(p_cudnnCreateFilterDescriptor, "cudnnCreateFilterDescriptor", 0),
+	SYM(p_cudnnSetFilter4dDescriptor, "cudnnSetFilter4dDescriptor", 0),
+	SYM(p_cudnnDestroyFilterDescriptor, "cudnnDestroyFilterDescriptor", 0),
+	SYM(p_cudnnCreateConvolutionDescriptor, "cudnnCreateConvolutionDescriptor", 0),
+	SYM(p_cudnnSetConvolution2dDescriptor, "cudnnSetConvolution2dDescriptor", 0),
+	SYM(p_cudnnSetConvolutionGroupCount, "cudnnSetConvolutionGroupCount", 0),
+	SYM(p_cudnnSetConvolutionMathType, "cudnnSetConvolutionMathType", 0),
+	SYM(p_cudnnDestroyConvolutionDescriptor, "cudnnDestroyConvolutionDescriptor", 0),
+	SYM(p_cudnnGetConvolutionForwardAlgorithm_v7, "cudnnGetConvolutionForwardAlgorithm_v7", 0),
+	SYM(p_cudnnFindConvolutionForwardAlgorithmEx, "cudnnFindConvolutionForwardAlgorithmEx", 0),
+	SYM(p_cudnnGetConvolutionForwardWorkspaceSize, "cudnnGetConvolutionForwardWorkspaceSize", 0),
+	SYM(p_cudnnConvolutionForward, "cudnnConvolutionForward", 0),
+	SYM(p_cudnnGetConvolutionBackwardDataAlgorithm_v7, "cudnnGetConvolutionBackwardDataAlgorithm_v7", 0),
+	SYM(p_cudnnFindConvolutionBackwardDataAlgorithmEx, "cudnnFindConvolutionBackwardDataAlgorithmEx", 0),
+	SYM(p_cudnnGetConvolutionBackwardDataWorkspaceSize, "cudnnGetConvolutionBackwardDataWorkspaceSize", 0),
+	SYM(p_cudnnConvolutionBackwardData, "cudnnConvolutionBackwardData", 0),
+	SYM(p_cudnnGetConvolutionBackwardFilterAlgorithm_v7, "cudnnGetConvolutionBackwardFilterAlgorithm_v7", 0),
+	SYM(p_cudnnFindConvolutionBackwardFilterAlgorithmEx, "cudnnFindConvolutionBackwardFilterAlgorithmEx", 0),
+	SYM(p_cudnnGetConvolutionBackwardFilterWorkspaceSize, "cudnnGetConvolutionBackwardFilterWorkspaceSize", 0),
+	SYM(p_cudnnConvolutionBackwardFilter, "cudnnConvolutionBackwardFilter", 0),
+	SYM(p_cudnnConvolutionBackwardBias, "cudnnConvolutionBackwardBias", 0),
 };
 
 static edd_sym *edd_table(int lib, int *n) {
@@ -274,11 +378,105 @@ static cublasStatus_t e_cublasSgemmStridedBatched(cublasHandle_t h, int ta, int 
 }
 
 static size_t e_cudnnGetVersion(void) { return p_cudnnGetVersion ? p_cudnnGetVersion() : 0; }
+static cudnnStatus_t e_cudnnCreate(cudnnHandle_t *h) { return CALL(p_cudnnCreate, h); }
+static cudnnStatus_t e_cudnnDestroy(cudnnHandle_t h) { return CALL(p_cudnnDestroy, h); }
+static cudnnStatus_t e_cudnnSetStream(cudnnHandle_t h, CUstream s) { return CALL(p_cudnnSetStream, h, s); }
+static cudnnStatus_t e_cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { return CALL(p_cudnnCreateTensorDescriptor, d); }
+static cudnnStatus_t e_cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, int format, int dtype, int n, int c, int h, int w) {
+	return CALL(p_cudnnSetTensor4dDescriptor, d, format, dtype, n, c, h, w);
+}
+static cudnnStatus_t e_cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { return CALL(p_cudnnDestroyTensorDescriptor, d); }
+static cudnnStatus_t e_cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) { return CALL(p_cudnnCreateFilterDescriptor, d); }
+static cudnnStatus_t e_cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, int dtype, int format, int k, int c, int h, int w) {
+	return CALL(p_cudnnSetFilter4dDescriptor, d, dtype, format, k, c, h, w);
+}
+static cudnnStatus_t e_cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { return CALL(p_cudnnDestroyFilterDescriptor, d); }
+static cudnnStatus_t e_cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d) { return CALL(p_cudnnCreateConvolutionDescriptor, d); }
+static cudnnStatus_t e_cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int ph, int pw, int sh, int sw,
+		int dh, int dw, int mode, int dtype) {
+	return CALL(p_cudnnSetConvolution2dDescriptor, d, ph, pw, sh, sw, dh, dw, mode, dtype);
+}
+static cudnnStatus_t e_cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int g) { return CALL(p_cudnnSetConvolutionGroupCount, d, g); }
+static cudnnStatus_t e_cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, int m) { return CALL(p_cudnnSetConvolutionMathType, d, m); }
+static cudnnStatus_t e_cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) { return CALL(p_cudnnDestroyConvolutionDescriptor, d); }
+
+// The three directions of a convolution share one geometry: x (N, C, H, W), w (O,
+// C/groups, KH, KW) and y (N, O, OH, OW). dir 0 is the forward pass (x, w -> y), 1 the
+// data gradient (w, dy -> dx: x and y hold dx and dy), 2 the filter gradient (x, dy
+// -> dw: w holds dw). These wrappers put the descriptors in each function's order.
+static cudnnStatus_t e_cudnnConvAlgos(int dir, cudnnHandle_t h, cudnnTensorDescriptor_t xd, cudnnFilterDescriptor_t wd,
+		cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, int req, int *got, edd_conv_perf *perf) {
+	switch (dir) {
+	case 0: return CALL(p_cudnnGetConvolutionForwardAlgorithm_v7, h, xd, wd, cd, yd, req, got, perf);
+	case 1: return CALL(p_cudnnGetConvolutionBackwardDataAlgorithm_v7, h, wd, yd, cd, xd, req, got, perf);
+	case 2: return CALL(p_cudnnGetConvolutionBackwardFilterAlgorithm_v7, h, xd, yd, cd, wd, req, got, perf);
+	}
+	return EDD_NOT_LOADED;
+}
+
+static cudnnStatus_t e_cudnnConvFind(int dir, cudnnHandle_t h, cudnnTensorDescriptor_t xd, CUdeviceptr x,
+		cudnnFilterDescriptor_t wd, CUdeviceptr w, cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, CUdeviceptr y,
+		int req, int *got, edd_conv_perf *perf, CUdeviceptr ws, size_t wsBytes) {
+	void *xp = (void *)(uintptr_t)x, *wp = (void *)(uintptr_t)w, *yp = (void *)(uintptr_t)y, *wsp = (void *)(uintptr_t)ws;
+	switch (dir) {
+	case 0: return CALL(p_cudnnFindConvolutionForwardAlgorithmEx, h, xd, xp, wd, wp, cd, yd, yp, req, got, perf, wsp, wsBytes);
+	case 1: return CALL(p_cudnnFindConvolutionBackwardDataAlgorithmEx, h, wd, wp, yd, yp, cd, xd, xp, req, got, perf, wsp, wsBytes);
+	case 2: return CALL(p_cudnnFindConvolutionBackwardFilterAlgorithmEx, h, xd, xp, yd, yp, cd, wd, wp, req, got, perf, wsp, wsBytes);
+	}
+	return EDD_NOT_LOADED;
+}
+
+static cudnnStatus_t e_cudnnConvWorkspace(int dir, cudnnHandle_t h, cudnnTensorDescriptor_t xd, cudnnFilterDescriptor_t wd,
+		cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, int algo, size_t *bytes) {
+	switch (dir) {
+	case 0: return CALL(p_cudnnGetConvolutionForwardWorkspaceSize, h, xd, wd, cd, yd, algo, bytes);
+	case 1: return CALL(p_cudnnGetConvolutionBackwardDataWorkspaceSize, h, wd, yd, cd, xd, algo, bytes);
+	case 2: return CALL(p_cudnnGetConvolutionBackwardFilterWorkspaceSize, h, xd, yd, cd, wd, algo, bytes);
+	}
+	return EDD_NOT_LOADED;
+}
+
+// e_cudnnConvRun computes out = conv_dir(...) + beta·out with alpha 1 (float32
+// scaling factors, as cuDNN wants for float data).
+static cudnnStatus_t e_cudnnConvRun(int dir, cudnnHandle_t h, cudnnTensorDescriptor_t xd, CUdeviceptr x,
+		cudnnFilterDescriptor_t wd, CUdeviceptr w, cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd, CUdeviceptr y,
+		int algo, CUdeviceptr ws, size_t wsBytes, float beta) {
+	float alpha = 1;
+	void *xp = (void *)(uintptr_t)x, *wp = (void *)(uintptr_t)w, *yp = (void *)(uintptr_t)y, *wsp = (void *)(uintptr_t)ws;
+	switch (dir) {
+	case 0: return CALL(p_cudnnConvolutionForward, h, &alpha, xd, xp, wd, wp, cd, algo, wsp, wsBytes, &beta, yd, yp);
+	case 1: return CALL(p_cudnnConvolutionBackwardData, h, &alpha, wd, wp, yd, yp, cd, algo, wsp, wsBytes, &beta, xd, xp);
+	case 2: return CALL(p_cudnnConvolutionBackwardFilter, h, &alpha, xd, xp, yd, yp, cd, algo, wsp, wsBytes, &beta, wd, wp);
+	}
+	return EDD_NOT_LOADED;
+}
+
+static cudnnStatus_t e_cudnnConvolutionBackwardBias(cudnnHandle_t h, cudnnTensorDescriptor_t dyd, CUdeviceptr dy,
+		cudnnTensorDescriptor_t dbd, CUdeviceptr db) {
+	float alpha = 1, beta = 0;
+	return CALL(p_cudnnConvolutionBackwardBias, h, &alpha, dyd, (const void *)(uintptr_t)dy, &beta, dbd, (void *)(uintptr_t)db);
+}
 
 // Which optional functions were found (Go cannot read static C variables).
 static int edd_has_arch_list(void) { return p_nvrtcGetNumSupportedArchs && p_nvrtcGetSupportedArchs; }
 static int edd_has_cubin(void) { return p_nvrtcGetCUBIN && p_nvrtcGetCUBINSize; }
 static int edd_has_blas_property(void) { return p_cublasGetProperty != NULL; }
+static int edd_has_cudnn_conv(void) {
+	return p_cudnnCreate && p_cudnnDestroy && p_cudnnSetStream && p_cudnnCreateTensorDescriptor &&
+		p_cudnnSetTensor4dDescriptor && p_cudnnDestroyTensorDescriptor && p_cudnnCreateFilterDescriptor &&
+		p_cudnnSetFilter4dDescriptor && p_cudnnDestroyFilterDescriptor && p_cudnnCreateConvolutionDescriptor &&
+		p_cudnnSetConvolution2dDescriptor && p_cudnnSetConvolutionGroupCount && p_cudnnSetConvolutionMathType &&
+		p_cudnnDestroyConvolutionDescriptor &&
+		p_cudnnGetConvolutionForwardAlgorithm_v7 && p_cudnnGetConvolutionForwardWorkspaceSize && p_cudnnConvolutionForward &&
+		p_cudnnGetConvolutionBackwardDataAlgorithm_v7 && p_cudnnGetConvolutionBackwardDataWorkspaceSize && p_cudnnConvolutionBackwardData &&
+		p_cudnnGetConvolutionBackwardFilterAlgorithm_v7 && p_cudnnGetConvolutionBackwardFilterWorkspaceSize &&
+		p_cudnnConvolutionBackwardFilter;
+}
+static int edd_has_cudnn_find(void) {
+	return p_cudnnFindConvolutionForwardAlgorithmEx && p_cudnnFindConvolutionBackwardDataAlgorithmEx &&
+		p_cudnnFindConvolutionBackwardFilterAlgorithmEx;
+}
+static int edd_has_cudnn_bias(void) { return p_cudnnConvolutionBackwardBias != NULL; }
 */
 import "C"
 
@@ -302,6 +500,10 @@ type (
 	cuModule   = C.CUmodule
 	cuFunction = C.CUfunction
 	blasHandle = C.cublasHandle_t
+	dnnHandle  = C.cudnnHandle_t
+	dnnTensor  = C.cudnnTensorDescriptor_t
+	dnnFilter  = C.cudnnFilterDescriptor_t
+	dnnConv    = C.cudnnConvolutionDescriptor_t
 )
 
 // libKind indexes the symbol tables of the C preamble.
@@ -652,3 +854,154 @@ func cublasSgemmStridedBatched(h blasHandle, transA, transB bool, m, n, k int, a
 
 // cudnnVersion is cuDNN's version number (9.19.0 is 91900), 0 if not loaded.
 func cudnnVersion() int { return int(C.e_cudnnGetVersion()) }
+
+// cudnnHasConv reports whether the loaded cuDNN has every function of the legacy
+// convolution API that the backend calls; cudnnHasFind the Find…Ex searches, and
+// cudnnHasBias cudnnConvolutionBackwardBias.
+func cudnnHasConv() bool { return C.edd_has_cudnn_conv() != 0 }
+func cudnnHasFind() bool { return C.edd_has_cudnn_find() != 0 }
+func cudnnHasBias() bool { return C.edd_has_cudnn_bias() != 0 }
+
+// cuDNN enums (cudnn_graph.h and cudnn_cnn.h; unchanged from cuDNN 7 to 9).
+const (
+	dnnDataFloat        = 0 // CUDNN_DATA_FLOAT
+	dnnTensorNCHW       = 0 // CUDNN_TENSOR_NCHW
+	dnnCrossCorrelation = 1 // CUDNN_CROSS_CORRELATION: PyTorch's convolution, no kernel flip
+	dnnDefaultMath      = 0 // CUDNN_DEFAULT_MATH: TF32 tensor cores allowed for float32 (Ampere on)
+	dnnTensorOpMath     = 1 // CUDNN_TENSOR_OP_MATH
+	dnnFMAMath          = 3 // CUDNN_FMA_MATH: float32 FMA kernels only, no TF32
+)
+
+func cudnnCreate() (dnnHandle, error) {
+	var h C.cudnnHandle_t
+	return h, check(libCUDNN, "cudnnCreate", int(C.e_cudnnCreate(&h)))
+}
+
+func cudnnDestroy(h dnnHandle) error {
+	return check(libCUDNN, "cudnnDestroy", int(C.e_cudnnDestroy(h)))
+}
+
+func cudnnSetStream(h dnnHandle, s cuStream) error {
+	return check(libCUDNN, "cudnnSetStream", int(C.e_cudnnSetStream(h, s)))
+}
+
+// cudnnTensor4d creates an NCHW float32 tensor descriptor of dims.
+func cudnnTensor4d(dims [4]int) (dnnTensor, error) {
+	var d C.cudnnTensorDescriptor_t
+	if err := check(libCUDNN, "cudnnCreateTensorDescriptor", int(C.e_cudnnCreateTensorDescriptor(&d))); err != nil {
+		return nil, err
+	}
+	rc := C.e_cudnnSetTensor4dDescriptor(d, dnnTensorNCHW, dnnDataFloat, C.int(dims[0]), C.int(dims[1]), C.int(dims[2]), C.int(dims[3]))
+	if err := check(libCUDNN, "cudnnSetTensor4dDescriptor", int(rc)); err != nil {
+		C.e_cudnnDestroyTensorDescriptor(d)
+		return nil, err
+	}
+	return d, nil
+}
+
+func cudnnDestroyTensor(d dnnTensor) error {
+	return check(libCUDNN, "cudnnDestroyTensorDescriptor", int(C.e_cudnnDestroyTensorDescriptor(d)))
+}
+
+// cudnnFilter4d creates a float32 filter descriptor (O, C/groups, KH, KW), NCHW.
+func cudnnFilter4d(dims [4]int) (dnnFilter, error) {
+	var d C.cudnnFilterDescriptor_t
+	if err := check(libCUDNN, "cudnnCreateFilterDescriptor", int(C.e_cudnnCreateFilterDescriptor(&d))); err != nil {
+		return nil, err
+	}
+	rc := C.e_cudnnSetFilter4dDescriptor(d, dnnDataFloat, dnnTensorNCHW, C.int(dims[0]), C.int(dims[1]), C.int(dims[2]), C.int(dims[3]))
+	if err := check(libCUDNN, "cudnnSetFilter4dDescriptor", int(rc)); err != nil {
+		C.e_cudnnDestroyFilterDescriptor(d)
+		return nil, err
+	}
+	return d, nil
+}
+
+func cudnnDestroyFilter(d dnnFilter) error {
+	return check(libCUDNN, "cudnnDestroyFilterDescriptor", int(C.e_cudnnDestroyFilterDescriptor(d)))
+}
+
+// cudnnConv2d creates a cross-correlation descriptor (padding, stride, no dilation,
+// float32 accumulation) for groups groups.
+func cudnnConv2d(pad, stride [2]int, groups int) (dnnConv, error) {
+	var d C.cudnnConvolutionDescriptor_t
+	if err := check(libCUDNN, "cudnnCreateConvolutionDescriptor", int(C.e_cudnnCreateConvolutionDescriptor(&d))); err != nil {
+		return nil, err
+	}
+	rc := C.e_cudnnSetConvolution2dDescriptor(d, C.int(pad[0]), C.int(pad[1]), C.int(stride[0]), C.int(stride[1]), 1, 1, dnnCrossCorrelation, dnnDataFloat)
+	err := check(libCUDNN, "cudnnSetConvolution2dDescriptor", int(rc))
+	if err == nil && groups != 1 {
+		err = check(libCUDNN, "cudnnSetConvolutionGroupCount", int(C.e_cudnnSetConvolutionGroupCount(d, C.int(groups))))
+	}
+	if err != nil {
+		C.e_cudnnDestroyConvolutionDescriptor(d)
+		return nil, err
+	}
+	return d, nil
+}
+
+func cudnnSetConvMath(d dnnConv, math int) error {
+	return check(libCUDNN, "cudnnSetConvolutionMathType", int(C.e_cudnnSetConvolutionMathType(d, C.int(math))))
+}
+
+func cudnnDestroyConv(d dnnConv) error {
+	return check(libCUDNN, "cudnnDestroyConvolutionDescriptor", int(C.e_cudnnDestroyConvolutionDescriptor(d)))
+}
+
+// maxAlgos bounds the results of an algorithm query: more than any direction has
+// (8 forward, 6 data, 7 filter algorithms).
+const maxAlgos = 8
+
+func convPerfs(perf *[maxAlgos]C.edd_conv_perf, n C.int) []algoPerf {
+	out := make([]algoPerf, 0, int(n))
+	for _, p := range perf[:min(int(n), maxAlgos)] {
+		out = append(out, algoPerf{Algo: int(p.algo), Status: int(p.status), Time: float32(p.time),
+			Memory: int64(p.memory), Deterministic: p.determinism == 1, Math: int(p.mathType)})
+	}
+	return out
+}
+
+// cudnnConvAlgos asks cuDNN's heuristics for direction dir's algorithms, best first.
+func cudnnConvAlgos(dir convDir, h dnnHandle, d *convDescs) ([]algoPerf, error) {
+	var perf [maxAlgos]C.edd_conv_perf
+	var n C.int
+	rc := C.e_cudnnConvAlgos(C.int(dir), h, d.x, d.w, d.conv, d.y, maxAlgos, &n, &perf[0])
+	if err := check(libCUDNN, dir.algosCall(), int(rc)); err != nil {
+		return nil, err
+	}
+	return convPerfs(&perf, n), nil
+}
+
+// cudnnConvFind runs direction dir's algorithms on the operands and returns them
+// fastest first (it writes the direction's output operand).
+func cudnnConvFind(dir convDir, h dnnHandle, d *convDescs, x, w, y devptr, ws devptr, wsBytes int64) ([]algoPerf, error) {
+	var perf [maxAlgos]C.edd_conv_perf
+	var n C.int
+	rc := C.e_cudnnConvFind(C.int(dir), h, d.x, C.CUdeviceptr(x), d.w, C.CUdeviceptr(w), d.conv, d.y, C.CUdeviceptr(y),
+		maxAlgos, &n, &perf[0], C.CUdeviceptr(ws), C.size_t(wsBytes))
+	if err := check(libCUDNN, dir.findCall(), int(rc)); err != nil {
+		return nil, err
+	}
+	return convPerfs(&perf, n), nil
+}
+
+// cudnnConvWorkspace is the workspace algorithm algo of direction dir needs, in bytes.
+func cudnnConvWorkspace(dir convDir, h dnnHandle, d *convDescs, algo int) (int64, error) {
+	var n C.size_t
+	rc := C.e_cudnnConvWorkspace(C.int(dir), h, d.x, d.w, d.conv, d.y, C.int(algo), &n)
+	return int64(n), check(libCUDNN, dir.workspaceCall(), int(rc))
+}
+
+// cudnnConvRun queues direction dir with algorithm algo on the handle's stream: the
+// output operand (y, x or w by direction) becomes the result + beta·itself.
+func cudnnConvRun(dir convDir, h dnnHandle, d *convDescs, x, w, y devptr, algo int, ws devptr, wsBytes int64, beta float32) error {
+	rc := C.e_cudnnConvRun(C.int(dir), h, d.x, C.CUdeviceptr(x), d.w, C.CUdeviceptr(w), d.conv, d.y, C.CUdeviceptr(y),
+		C.int(algo), C.CUdeviceptr(ws), C.size_t(wsBytes), C.float(beta))
+	return check(libCUDNN, dir.runCall(), int(rc))
+}
+
+// cudnnBackwardBias queues db (1, O, 1, 1) = the sum of dy over N, H and W.
+func cudnnBackwardBias(h dnnHandle, dyd dnnTensor, dy devptr, dbd dnnTensor, db devptr) error {
+	rc := C.e_cudnnConvolutionBackwardBias(h, dyd, C.CUdeviceptr(dy), dbd, C.CUdeviceptr(db))
+	return check(libCUDNN, "cudnnConvolutionBackwardBias", int(rc))
+}

@@ -51,7 +51,8 @@ type DeviceInfo struct {
 // `edgedepth doctor` and for the reason a backend cannot open.
 type Info struct {
 	Driver, NVRTC, CUBLAS, CUDNN LibraryInfo
-	DriverVersion                int // as cuDriverGetVersion reports it: 13000 is CUDA 13.0
+	CUDNNConv                    bool // cuDNN has the convolution API the backend uses
+	DriverVersion                int  // as cuDriverGetVersion reports it: 13000 is CUDA 13.0
 	Devices                      []DeviceInfo
 	Jetson                       string // the L4T release line of /etc/nv_tegra_release, "" elsewhere
 	Err                          error  // nil when the backend can open; wraps ErrUnavailable otherwise
@@ -59,7 +60,15 @@ type Info struct {
 
 func (i Info) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "driver: %v\nnvrtc: %v\ncublas: %v\ncudnn: %v\n", i.Driver, i.NVRTC, i.CUBLAS, i.CUDNN)
+	fmt.Fprintf(&b, "driver: %v\nnvrtc: %v\ncublas: %v\ncudnn: %v", i.Driver, i.NVRTC, i.CUBLAS, i.CUDNN)
+	if i.CUDNN.Err == nil {
+		if i.CUDNNConv {
+			b.WriteString(", convolutions")
+		} else {
+			b.WriteString(", no convolution API (im2col)")
+		}
+	}
+	b.WriteByte('\n')
 	if i.Jetson != "" {
 		fmt.Fprintf(&b, "jetson: %s\n", i.Jetson)
 	}
@@ -255,7 +264,8 @@ func loadLibraries(dirs []string) Info {
 			}
 		}
 	}
-	return Info{Driver: loaded.driver, NVRTC: loaded.nvrtc, CUBLAS: loaded.cublas, CUDNN: loaded.cudnn, DriverVersion: loaded.driverVersion}
+	return Info{Driver: loaded.driver, NVRTC: loaded.nvrtc, CUBLAS: loaded.cublas, CUDNN: loaded.cudnn,
+		CUDNNConv: loaded.cudnn.Path != "" && cudnnHasConv(), DriverVersion: loaded.driverVersion}
 }
 
 // firstTried is the loader's message for the first candidate, the one most likely to

@@ -17,7 +17,8 @@ import (
 //
 // A 1×1 convolution with stride 1 and no padding needs no column matrix: the input is
 // col. Column matrices are built for as many images at a time as fit colBudget bytes.
-// This is the portable path; cuDNN, where present, is the next step for speed.
+// This is the portable path and the fallback; where cuDNN is in use (ops_cudnn.go),
+// Conv2D and Conv2DBackward hand each direction to it first.
 
 // colBudget bounds the column matrix of one chunk of images.
 const colBudget = 256 << 20
@@ -94,28 +95,8 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 			return nil
 		}
 		xp, wp, yp := b.ptr(x), b.ptr(w), b.ptr(y)
-		for n0 := 0; n0 < g.n; n0 += g.chunk {
-			nc := min(g.chunk, g.n-n0)
-			col, release, err := b.columns(&g, xp, n0, nc)
-			if err != nil {
-				return err
-			}
-			colImage := g.c * g.kh * g.kw * g.p // a column matrix per image, all groups
-			if g.groups == 1 {
-				// y_n (O × P) = W (O × K) · col_n (K × P) for every image of the chunk.
-				err = b.gemm(false, false, g.o, g.p, g.k, wp, g.k, 0, col, g.p, int64(colImage),
-					0, yp.at(n0*g.o*g.p), g.p, int64(g.o*g.p), nc)
-			} else {
-				// Per image, batched over the groups.
-				for i := 0; i < nc && err == nil; i++ {
-					err = b.gemm(false, false, g.og, g.p, g.k, wp, g.k, int64(g.og*g.k), col.at(i*colImage), g.p, int64(g.k*g.p),
-						0, yp.at((n0+i)*g.o*g.p), g.p, int64(g.og*g.p), g.groups)
-				}
-			}
-			release()
-			if err != nil {
-				return err
-			}
+		if err := b.convForward(&g, xp, wp, yp); err != nil {
+			return err
 		}
 		if bias == nil {
 			return nil
@@ -128,6 +109,45 @@ func (b *Backend) Conv2D(x, w, bias *tensor.Tensor, p tensor.Conv2DParams) (*ten
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return y, nil
+}
+
+// convForward computes y = conv(x, w) without bias: cuDNN where it runs this shape,
+// else im2col + cuBLAS chunk by chunk of images (owner).
+func (b *Backend) convForward(g *convGeom, xp, wp, yp devptr) error {
+	if b.dnn != nil {
+		if ran, err := b.dnnRun(g, dirForward, xp, wp, yp, 0); ran || err != nil {
+			return err
+		}
+	}
+	return b.im2colForward(g, xp, wp, yp)
+}
+
+// im2colForward computes y = conv(x, w) by im2col + cuBLAS (owner).
+func (b *Backend) im2colForward(g *convGeom, xp, wp, yp devptr) error {
+	for n0 := 0; n0 < g.n; n0 += g.chunk {
+		nc := min(g.chunk, g.n-n0)
+		col, release, err := b.columns(g, xp, n0, nc)
+		if err != nil {
+			return err
+		}
+		colImage := g.c * g.kh * g.kw * g.p // a column matrix per image, all groups
+		if g.groups == 1 {
+			// y_n (O × P) = W (O × K) · col_n (K × P) for every image of the chunk.
+			err = b.gemm(false, false, g.o, g.p, g.k, wp, g.k, 0, col, g.p, int64(colImage),
+				0, yp.at(n0*g.o*g.p), g.p, int64(g.o*g.p), nc)
+		} else {
+			// Per image, batched over the groups.
+			for i := 0; i < nc && err == nil; i++ {
+				err = b.gemm(false, false, g.og, g.p, g.k, wp, g.k, int64(g.og*g.k), col.at(i*colImage), g.p, int64(g.k*g.p),
+					0, yp.at((n0+i)*g.o*g.p), g.p, int64(g.og*g.p), g.groups)
+			}
+		}
+		release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Conv2DBackward implements tensor.Backend.
@@ -171,6 +191,11 @@ func (b *Backend) Conv2DBackward(x, w, dy *tensor.Tensor, p tensor.Conv2DParams,
 		if dbias == nil {
 			return nil
 		}
+		if b.dnn != nil {
+			if ran, err := b.dnnBiasGrad(&g, b.ptr(dy), b.ptr(dbias)); ran || err != nil {
+				return err
+			}
+		}
 		return b.reduceInto(b.ptr(dbias), b.ptr(dy), dy.Shape, tensor.Shape{1, g.o, 1, 1}, 1)
 	})
 	if err != nil {
@@ -183,6 +208,15 @@ func (b *Backend) Conv2DBackward(x, w, dy *tensor.Tensor, p tensor.Conv2DParams,
 // convGrads computes dw and, when dx is not nil, dx, chunk by chunk of images (owner).
 func (b *Backend) convGrads(g *convGeom, x, w, dy, dx, dw *tensor.Tensor) error {
 	xp, wp, dyp, dwp := b.ptr(x), b.ptr(w), b.ptr(dy), b.ptr(dw)
+	if b.dnn != nil {
+		var dxp devptr
+		if dx != nil {
+			dxp = b.ptr(dx)
+		}
+		if ran, err := b.dnnGrads(g, xp, wp, dyp, dxp, dwp, dx != nil); ran || err != nil {
+			return err
+		}
+	}
 	colImage := g.c * g.kh * g.kw * g.p
 	for n0 := 0; n0 < g.n; n0 += g.chunk {
 		nc := min(g.chunk, g.n-n0)

@@ -12,4 +12,5 @@ import (
 func TestParity(t *testing.T) {
 	b := openOrSkip(t, nil)
 	paritytest.Run(t, b)
+	t.Logf("%s", b.convSummary())
 }

@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 // same card in the same run.
 func BenchmarkTrainStep(b *testing.B) {
 	o := DefaultOptions()
-	o.CacheDir = b.TempDir()
+	if os.Getenv("EDGEDEPTH_CUDA_CACHE_DIR") == "" {
+		o.CacheDir = b.TempDir() // compile afresh, unless a cache is named for the run
+	}
 	be, err := Open(o)
 	if errors.Is(err, ErrUnavailable) {
 		b.Skipf("%v", err)
@@ -27,7 +30,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	defer be.Close()
 	for _, c := range []struct{ n, h, w int }{{12, 192, 640}} {
-		b.Run(fmt.Sprintf("b%d-%dx%d", c.n, c.h, c.w), func(b *testing.B) {
+		b.Run(fmt.Sprintf("b%d-%dx%d-%s", c.n, c.h, c.w, convTag(be)), func(b *testing.B) {
 			m, err := monodepth2.New(be)
 			if err != nil {
 				b.Fatal(err)
@@ -78,6 +81,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(best.Microseconds())/1000, "infer-b1-ms")
+			b.Logf("%s", be.convSummary())
 		})
 	}
 }
