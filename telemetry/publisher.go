@@ -288,26 +288,9 @@ func (p *Publisher) connect(ctx context.Context) (*session, error) {
 	opts.SetOrderMatters(false)
 	opts.SetBinaryWill(p.topics.Status(), p.offlinePayload(), 1, true)
 
-	if cfg.Username != "" {
-		opts.SetUsername(cfg.Username)
-	}
-	switch {
-	case cfg.Password != "":
-		opts.SetPassword(cfg.Password)
-	case cfg.PasswordFile != "":
-		pw, err := readPasswordFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		opts.SetPassword(pw)
-	}
-	var tc *tls.Config
-	if isTLSScheme(p.broker.Scheme) {
-		var err error
-		if tc, err = cfg.tlsConfig(); err != nil {
-			return nil, err
-		}
-		opts.SetTLSConfig(tc)
+	tc, err := cfg.ApplyAuth(opts)
+	if err != nil {
+		return nil, err
 	}
 
 	// paho dials without a context, so a stop request would wait out ConnectTimeout
@@ -738,6 +721,36 @@ func readPasswordFile(path string) (string, error) {
 }
 
 // tlsConfig builds the client TLS configuration from the files named in c.
+// ApplyAuth sets the credentials (mqtt.username, password or password_file) and, for a
+// TLS broker URL, the TLS configuration (ca_file, cert_file, key_file,
+// insecure_skip_verify) on opts, for any client of the configured broker. It returns
+// the TLS configuration (nil for a plain URL).
+func (c MQTTConfig) ApplyAuth(opts *mqtt.ClientOptions) (*tls.Config, error) {
+	if c.Username != "" {
+		opts.SetUsername(c.Username)
+	}
+	switch {
+	case c.Password != "":
+		opts.SetPassword(c.Password)
+	case c.PasswordFile != "":
+		pw, err := readPasswordFile(c.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.SetPassword(pw)
+	}
+	scheme, _, _ := strings.Cut(c.BrokerURL, "://")
+	if !isTLSScheme(strings.ToLower(scheme)) {
+		return nil, nil
+	}
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts.SetTLSConfig(tc)
+	return tc, nil
+}
+
 func (c MQTTConfig) tlsConfig() (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -259,41 +256,8 @@ func captureClientOptions(c telemetry.MQTTConfig) (*mqtt.ClientOptions, error) {
 	if c.KeepAlive > 0 {
 		opts.SetKeepAlive(c.KeepAlive)
 	}
-	if c.Username != "" {
-		opts.SetUsername(c.Username)
-	}
-	switch {
-	case c.Password != "":
-		opts.SetPassword(c.Password)
-	case c.PasswordFile != "":
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.password_file: %w", err)
-		}
-		opts.SetPassword(strings.TrimRight(string(b), "\r\n"))
-	}
-	scheme, _, _ := strings.Cut(c.BrokerURL, "://")
-	switch strings.ToLower(scheme) {
-	case "ssl", "tls", "mqtts", "tcps", "wss":
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, bench only
-		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("mqtt.ca_file: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("mqtt.ca_file %s holds no PEM certificate", c.CAFile)
-			}
-		}
-		if c.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("mqtt.cert_file / mqtt.key_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		opts.SetTLSConfig(tc)
+	if _, err := c.ApplyAuth(opts); err != nil {
+		return nil, err
 	}
 	return opts, nil
 }
