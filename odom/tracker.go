@@ -114,8 +114,10 @@ type Tracker struct {
 	kfTprev   Pose          // previous pair relative to the keyframe
 	// prevStepCov is the covariance of kfTprev (body frame of the previous pair).
 	prevStepCov [6][6]float64
-	velocity    Pose // last motion prev_T_cur, for the constant-velocity guess
-	distance    float64
+	// freshKeyframe: the next pair is the first after a new keyframe.
+	freshKeyframe bool
+	velocity      Pose // last motion prev_T_cur, for the constant-velocity guess
+	distance      float64
 }
 
 // NewTracker returns a tracker whose first pair starts trajectory 1.
@@ -178,10 +180,11 @@ func (t *Tracker) Track(in Input) (Estimate, error) {
 	refined := false
 	if t.cfg.Refine {
 		res, err := Refine(t.kf, cur, kfTcur.Inverse(), t.cfg.Refinement)
-		if src == SourcePhotometric {
+		if src == SourcePhotometric && (t.freshKeyframe || err != nil || res.RMS > t.cfg.MaxRMS) {
 			// A constant-velocity guess that is wrong converges to a wrong motion that
-			// becomes the next guess. Also try "no motion since the previous pair" and
-			// keep the better fit.
+			// becomes the next guess. So on the first pair after each keyframe (and
+			// whenever the guess failed) also try "no motion since the previous pair"
+			// and keep the better fit: a runaway velocity is caught within a keyframe.
 			alt, altErr := Refine(t.kf, cur, t.kfTprev.Inverse(), t.cfg.Refinement)
 			if altErr == nil && (err != nil || alt.RMS < res.RMS) {
 				res, err = alt, nil
@@ -222,6 +225,7 @@ func (t *Tracker) Track(in Input) (Estimate, error) {
 	t.distance += motion.Distance()
 	t.kfTprev = kfTcur
 	t.prevStepCov = stepCov
+	t.freshKeyframe = false
 
 	// Body-frame covariance of this pair: the keyframe's, carried to here, plus the
 	// keyframe-relative one.
@@ -234,6 +238,7 @@ func (t *Tracker) Track(in Input) (Estimate, error) {
 	if kfTcur.Distance() > t.cfg.KeyframeDistanceM || kfTcur.Angle()*180/math.Pi > t.cfg.KeyframeAngleDeg || overlap < t.cfg.MinOverlap || !t.cfg.Refine {
 		t.kf, t.odomTkf, t.covKf, t.kfTprev = cur, est.Pose, cov, Identity()
 		t.prevStepCov = [6][6]float64{}
+		t.freshKeyframe = true
 		est.Keyframe = true
 	}
 	return est, nil
@@ -250,6 +255,7 @@ func (t *Tracker) restart(in Input, cur *Frame, reason string) Estimate {
 	t.kf, t.odomTkf, t.kfTprev, t.velocity = cur, Identity(), Identity(), Identity()
 	t.covKf, t.prevStepCov = [6][6]float64{}, [6][6]float64{}
 	t.distance = 0
+	t.freshKeyframe = true
 	src := SourceNetwork
 	if t.cfg.Refine {
 		src = SourcePhotometric
