@@ -51,6 +51,7 @@ func Doctor(ctx context.Context, cfg config.Config, version string, w io.Writer)
 		report("ok", "cameras", "run `edgedepth probe` with the camera URLs to see what they stream and how well they pair")
 	}
 
+	checkModel(cfg, report)
 	checkBroker(ctx, cfg, report)
 	checkDataDirWritable(cfg.DataDir, report)
 	if cfg.HTTP.Addr != "" {

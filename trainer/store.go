@@ -85,7 +85,27 @@ func OpenStore(dir string, keep int) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("model store: %w", err)
 	}
-	s := &Store{Dir: dir, Keep: keep, man: storeManifest{Format: storeFormat}}
+	s, err := ReadStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.Keep = keep
+	if err := s.removeLeftovers(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadStore reads the store in dir without changing anything (no directory is
+// created, no leftover removed): for looking, as `edgedepth doctor` does. A store
+// read this way must not be written to while a daemon may write the same directory.
+func ReadStore(dir string) (*Store, error) {
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("model store: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("model store: %s is not a directory", dir)
+	}
+	s := &Store{Dir: dir, man: storeManifest{Format: storeFormat}}
 	raw, err := os.ReadFile(filepath.Join(dir, manifestName))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -103,9 +123,6 @@ func OpenStore(dir string, keep int) (*Store, error) {
 		if _, err := os.Stat(filepath.Join(dir, v.File)); err != nil {
 			return nil, fmt.Errorf("model store %s: version %d: %w", dir, v.Version, err)
 		}
-	}
-	if err := s.removeLeftovers(); err != nil {
-		return nil, err
 	}
 	return s, nil
 }

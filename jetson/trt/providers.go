@@ -144,3 +144,19 @@ func providerError(p Provider, err error) error {
 	return fmt.Errorf("%w: %s: %w; the %s provider needs %s (the CPU-only library that `make onnxruntime` fetches has no GPU provider: use the cpu provider with it)",
 		ErrProviderUnavailable, p, err, p, needs)
 }
+
+// CheckProvider loads ONNX Runtime (library as Options.LibraryPath) and checks that it
+// has provider p, without a model: what `edgedepth doctor` reports. For TensorRT it
+// checks only that the provider is built in; whether TensorRT's own libraries load
+// shows when a session is made.
+func CheckProvider(library string, p Provider) error {
+	if _, err := loadLibrary(library); err != nil {
+		return err
+	}
+	so, err := sessionOptions(Options{Provider: p}, "check", "image", "check", [4]int{})
+	if err != nil {
+		return err
+	}
+	so.Destroy()
+	return nil
+}
