@@ -292,13 +292,11 @@ func (d *Daemon) newEstimator() (depth.Estimator, error) {
 	return est, nil
 }
 
-// estimatorName is what produces depth now: "monodepth2 vN" or "sgbm".
+// estimatorName is what produces depth now: "monodepth2 vN" (model store versions
+// start at 1) or "sgbm". Safe from any goroutine.
 func (d *Daemon) estimatorName() string {
 	if v := d.modelVersion.Load(); v > 0 {
 		return fmt.Sprintf("%s v%d", NetworkEstimatorName, v)
-	}
-	if d.net != nil && d.net.engine != nil {
-		return NetworkEstimatorName
 	}
 	return "sgbm"
 }

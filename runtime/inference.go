@@ -106,6 +106,7 @@ func (d *Daemon) openNetwork() (*network, error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, n)
+	d.modelVersion.Store(int64(v.Version))
 	d.log.Info("depth and pose from the networks", "component", "inference", "version", v.Version,
 		"channel_scale", v.ChannelScale, "size", fmt.Sprintf("%dx%d", n.w, n.h), "engine", n.kind)
 	return n, nil

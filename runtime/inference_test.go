@@ -124,8 +124,9 @@ func TestRollbackSwapsInferenceWeights(t *testing.T) {
 	if b.version != v2.Version {
 		t.Fatalf("result after the swap from version %d, want %d", b.version, v2.Version)
 	}
-	if d.estimatorName() != "monodepth2" && d.modelVersion.Load() == 0 {
-		t.Fatalf("estimator name %q", d.estimatorName())
+	d.modelVersion.Store(int64(b.version)) // as the depth actor does
+	if got := d.estimatorName(); got != "monodepth2 v2" {
+		t.Fatalf("estimator name %q, want monodepth2 v2", got)
 	}
 }
 
