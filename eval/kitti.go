@@ -388,34 +388,27 @@ func readKITTIPoseFile(path string) ([]odom.Pose, error) {
 
 // readRawTimestamps reads a raw drive's timestamps.txt; nil without error when absent.
 func readRawTimestamps(path string, n int) ([]time.Time, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("eval: kitti: %w", err)
-	}
-	var out []time.Time
-	for line := range strings.Lines(string(b)) {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
+	return readTimes(path, n, func(line string) (time.Time, error) {
 		t, err := time.Parse("2006-01-02 15:04:05.999999999", line)
-		if err != nil {
-			return nil, fmt.Errorf("eval: kitti: %s: %w", path, err)
-		}
-		out = append(out, t.UTC())
-	}
-	if len(out) != n {
-		return nil, fmt.Errorf("eval: kitti: %s: %d timestamps for %d images", path, len(out), n)
-	}
-	return out, nil
+		return t.UTC(), err
+	})
 }
 
 // readSecondsFile reads an odometry times.txt (seconds from the start, one a line) as
 // times after the Unix epoch; nil without error when absent.
 func readSecondsFile(path string, n int) ([]time.Time, error) {
+	return readTimes(path, n, func(line string) (time.Time, error) {
+		sec, err := strconv.ParseFloat(line, 64)
+		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) {
+			return time.Time{}, fmt.Errorf("%q is not a number of seconds", line)
+		}
+		return time.Unix(0, 0).UTC().Add(time.Duration(math.Round(sec * 1e9))), nil
+	})
+}
+
+// readTimes reads one time a non-blank line with parse, and wants n of them; nil
+// without error when the file is absent.
+func readTimes(path string, n int, parse func(line string) (time.Time, error)) ([]time.Time, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -429,11 +422,11 @@ func readSecondsFile(path string, n int) ([]time.Time, error) {
 		if line == "" {
 			continue
 		}
-		sec, err := strconv.ParseFloat(line, 64)
-		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) {
-			return nil, fmt.Errorf("eval: kitti: %s: %q is not a number of seconds", path, line)
+		t, err := parse(line)
+		if err != nil {
+			return nil, fmt.Errorf("eval: kitti: %s: %w", path, err)
 		}
-		out = append(out, time.Unix(0, 0).UTC().Add(time.Duration(math.Round(sec*1e9))))
+		out = append(out, t)
 	}
 	if len(out) != n {
 		return nil, fmt.Errorf("eval: kitti: %s: %d times for %d images", path, len(out), n)

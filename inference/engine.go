@@ -99,9 +99,6 @@ func (e *Engine) Version() int {
 	return e.version
 }
 
-// Options are the engine's options with defaults filled in.
-func (e *Engine) Options() Options { return e.o }
-
 // apply switches to queued networks.
 func (e *Engine) apply() {
 	e.mu.Lock()

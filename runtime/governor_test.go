@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
@@ -492,22 +491,8 @@ func TestDaemonGovernsTraining(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	msgs := make(chan mqtt.Message, 1024)
-	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mosq.URL()).SetClientID("governor-test"))
-	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber: %v", tok.Error())
-	}
-	defer sub.Disconnect(100)
-	if tok := sub.Subscribe("edgedepth/governed/#", 1, func(_ mqtt.Client, m mqtt.Message) {
-		if strings.HasSuffix(m.Topic(), "/status") || strings.HasSuffix(m.Topic(), "/events") {
-			select {
-			case msgs <- m:
-			default:
-			}
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	msgs, stop := subscribeStatusEvents(t, mosq.URL(), "governed")
+	defer stop()
 
 	d := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
 	ctx, cancel := context.WithCancel(context.Background())

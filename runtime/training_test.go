@@ -58,26 +58,8 @@ func TestDaemonLearnsOnTheSim(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type msg struct {
-		topic   string
-		payload []byte
-	}
-	msgs := make(chan msg, 1024)
-	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mosq.URL()).SetClientID("training-test"))
-	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscriber: %v", tok.Error())
-	}
-	defer sub.Disconnect(100)
-	if tok := sub.Subscribe("edgedepth/learner/#", 1, func(_ mqtt.Client, m mqtt.Message) {
-		if strings.HasSuffix(m.Topic(), "/status") || strings.HasSuffix(m.Topic(), "/events") {
-			select {
-			case msgs <- msg{m.Topic(), append([]byte(nil), m.Payload()...)}:
-			default: // the test reads fast enough; a lost status is replaced by the next
-			}
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
+	msgs, stop := subscribeStatusEvents(t, mosq.URL(), "learner")
+	defer stop()
 
 	d := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,18 +74,18 @@ func TestDaemonLearnsOnTheSim(t *testing.T) {
 	for event == nil || last.Training == nil || last.Training.Steps < 6 || last.Training.Promotions+last.Training.Rollbacks == 0 {
 		select {
 		case m := <-msgs:
-			if strings.HasSuffix(m.topic, "/events") {
+			if strings.HasSuffix(m.Topic(), "/events") {
 				var e telemetry.Event
-				if err := json.Unmarshal(m.payload, &e); err != nil {
-					t.Fatalf("event %s: %v", m.payload, err)
+				if err := json.Unmarshal(m.Payload(), &e); err != nil {
+					t.Fatalf("event %s: %v", m.Payload(), err)
 				}
 				if e.Kind == "model_promoted" || e.Kind == "model_rolled_back" {
 					event = &e
 				}
 				continue
 			}
-			if err := json.Unmarshal(m.payload, &last); err != nil {
-				t.Fatalf("status %s: %v", m.payload, err)
+			if err := json.Unmarshal(m.Payload(), &last); err != nil {
+				t.Fatalf("status %s: %v", m.Payload(), err)
 			}
 			for _, w := range last.Warnings {
 				fromScratch = fromScratch || (w.Component == healthModel && strings.Contains(w.Message, "no trained model: learning from scratch"))
@@ -237,4 +219,29 @@ func TestLearnerStartsFromTheRightModel(t *testing.T) {
 		t.Fatalf("damaged active file: warning %q, active %d; want a warning naming both and version %d", w, l.Status().ActiveVersion, good.Version)
 	}
 	t.Logf("warning: %s", w)
+}
+
+// subscribeStatusEvents delivers the status and events messages of robot on the
+// broker at url (a full channel drops: the tests read fast enough, and a lost status
+// is replaced by the next). Defer stop before a goroutine-leak check runs.
+func subscribeStatusEvents(t *testing.T, url, robot string) (msgs <-chan mqtt.Message, stop func()) {
+	t.Helper()
+	ch := make(chan mqtt.Message, 1024)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(robot + "-test"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber: %v", tok.Error())
+	}
+	stop = func() { sub.Disconnect(100) }
+	if tok := sub.Subscribe("edgedepth/"+robot+"/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		if strings.HasSuffix(m.Topic(), "/status") || strings.HasSuffix(m.Topic(), "/events") {
+			select {
+			case ch <- m:
+			default:
+			}
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		stop()
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return ch, stop
 }
